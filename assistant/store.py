@@ -1,0 +1,161 @@
+"""The vector store: a Chroma collection (embedded or a Chroma server) behind
+LlamaIndex's ``ChromaVectorStore``.
+
+The store is its own manifest: every chunk carries its document's id, content
+hash and chunk count, so the set of complete documents can be read back from
+Chroma itself. That keeps one source of truth in both embedded and server mode
+and lets an interrupted ingest be finished without duplicates or orphans.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import chromadb
+from chromadb.config import Settings as ChromaSettings
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from assistant.embedding import ChromaEmbeddingFunction, get_encoder
+from assistant.settings import Settings
+
+GET_PAGE = 5000
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or reached; the message says what to do."""
+
+
+@dataclass
+class StoredDocument:
+    """What the store holds for one document id."""
+
+    doc_id: str
+    doc_hash: str
+    origin: str
+    chunks: int
+    expected_chunks: int
+    hashes: set[str]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.hashes) == 1 and self.chunks == self.expected_chunks
+
+
+@dataclass
+class StoredChunk:
+    """A chunk as read back from the store (for BM25 and answer extraction)."""
+
+    chunk_id: str
+    text: str
+    metadata: dict
+
+
+def _client(settings: Settings):
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url if "://" in settings.chroma_url else f"http://{settings.chroma_url}")
+        try:
+            return chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it with "
+                "`chroma run --path DIR --host 127.0.0.1 --port 8000` or unset ASSISTANT_CHROMA_URL"
+            ) from None
+    store_dir = Path(settings.store_dir)
+    if store_dir.exists() and not store_dir.is_dir():
+        raise StoreError(f"--store {store_dir} exists and is not a folder; choose another path")
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
+    except PermissionError:
+        raise StoreError(f"cannot write to the store folder {store_dir}; choose another --store") from None
+
+
+class Store:
+    """One Chroma collection of chunks, with the manifest queries ingest needs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.client = _client(settings)
+        encoder = get_encoder(settings.embed_batch_size, settings.embed_threads)
+        try:
+            self.collection = self.client.get_or_create_collection(
+                settings.collection,
+                embedding_function=ChromaEmbeddingFunction(encoder),
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        except Exception as exc:
+            where = settings.chroma_url or settings.store_dir
+            raise StoreError(f"cannot open the Chroma collection at {where} ({exc})") from None
+        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.store_dir)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def revision(self) -> str:
+        """Changes whenever an ingest changed the collection (cache key for BM25)."""
+        collection = self.client.get_collection(self.settings.collection)
+        metadata = collection.metadata or {}
+        return f"{metadata.get('revision', '')}:{collection.count()}"
+
+    def bump_revision(self) -> None:
+        self.collection.modify(metadata={"revision": uuid.uuid4().hex})
+
+    def _get_all(self, include: list[str], where: dict | None = None) -> dict:
+        result = {"ids": [], "metadatas": [], "documents": []}
+        offset = 0
+        while True:
+            page = self.collection.get(include=include, where=where, limit=GET_PAGE, offset=offset)
+            result["ids"].extend(page["ids"])
+            for key in ("metadatas", "documents"):
+                if key in include:
+                    result[key].extend(page[key])
+            if len(page["ids"]) < GET_PAGE:
+                return result
+            offset += GET_PAGE
+
+    def documents(self) -> dict[str, StoredDocument]:
+        """Every document in the store with its hash, origin and chunk counts."""
+        docs: dict[str, StoredDocument] = {}
+        for meta in self._get_all(["metadatas"])["metadatas"]:
+            doc_id = meta.get("doc_id", "")
+            entry = docs.get(doc_id)
+            if entry is None:
+                entry = docs[doc_id] = StoredDocument(
+                    doc_id, meta.get("doc_hash", ""), meta.get("origin", ""), 0,
+                    int(meta.get("n_chunks", 0)), set(),
+                )
+            entry.chunks += 1
+            entry.hashes.add(meta.get("doc_hash", ""))
+        return docs
+
+    def chunks(self) -> list[StoredChunk]:
+        """All chunks with their text and metadata."""
+        data = self._get_all(["documents", "metadatas"])
+        return [StoredChunk(i, t or "", m or {}) for i, t, m in
+                zip(data["ids"], data["documents"], data["metadatas"])]
+
+    def add(self, nodes) -> None:
+        """Upsert embedded nodes (ids are deterministic, so repeating is harmless)."""
+        if nodes:
+            self.vector_store.add(nodes)
+
+    def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
+        """Remove a document's chunks (all, or all but those of ``keep_hash``)."""
+        if keep_hash is None:
+            self.collection.delete(where={"doc_id": doc_id})
+        else:
+            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})

@@ -1,0 +1,72 @@
+"""Small text utilities shared by retrieval and answering: terms, sentences, numbers."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import Stemmer
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being
+below between both but by can could did didn't do does doesn't doing don't down during each few for
+from further had has have having he her here hers herself him himself his how i if in into is isn't
+it it's its itself just let me more most my myself no nor not of off on once only or other our ours
+ourselves out over own same she should so some such than that that's the their theirs them
+themselves then there these they this those through to too under until up very was wasn't we were
+what when where which while who whom why will with would you your yours yourself yourselves
+also s t does did ever many much one whose
+""".split())
+
+WORD = re.compile(r"[\w$%£€][\w'’.,%-]*[\w%]|[\w$%]", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_ABBREVIATIONS = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|vs|etc|e\.g|i\.e|U\.S|U\.K|Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$"
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    return Stemmer.Stemmer("english")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (numbers keep their $, %, commas and decimals)."""
+    return [w.strip(".,'’").lower() for w in WORD.findall(text)]
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content terms: the unit of lexical matching everywhere."""
+    tokens = [w for w in words(text) if w and w not in STOPWORDS]
+    return _stemmer().stemWords([t.replace(",", "").lstrip("$£€") if _is_number(t) else t for t in tokens])
+
+
+def _is_number(token: str) -> bool:
+    return bool(re.fullmatch(r"[$£€]?\d[\d,.]*%?", token))
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences in ``text`` (lines never join; abbreviations don't split)."""
+    spans: list[tuple[int, int]] = []
+    for block in re.finditer(r"[^\n]+", text):
+        line, base, start = block.group(), block.start(), 0
+        for match in _SENTENCE_END.finditer(line):
+            end = match.start() + len(match.group(1))
+            if _ABBREVIATIONS.search(line[start:match.start()]):
+                continue
+            if line[start:end].strip():
+                spans.append((base + start, base + end))
+            start = match.end()
+        if line[start:].strip():
+            spans.append((base + start, base + len(line.rstrip())))
+    return spans
+
+
+NUMBER = re.compile(r"(?<![\w])[$£€]?\d[\d,]*(?:\.\d+)?(?:\s?(?:%|percent|million|billion|thousand|trillion))?")
+YEAR = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})s?\b")
+MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
+          "jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
+DATE = re.compile(rf"\b(?:(?:{MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}\s+(?:{MONTHS})\.?\s+\d{{4}}|"
+                  rf"(?:{MONTHS})\.?\s+\d{{4}}|\d{{4}}-\d{{2}}-\d{{2}}|(?:1[0-9]{{3}}|20[0-9]{{2}})s?)\b", re.I)
+CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*(?:\s+(?:of|de|the|and|van|von|la|du)?\s*[A-Z][\w'’-]*)*")
