@@ -1,0 +1,71 @@
+"""Shared fixtures: a temp store, a copy of the bundled corpus, PDFs made in the test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import assistant  # noqa: F401  (offline environment before anything else)
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+SQUAD = ROOT / "eval" / "squad2-dev"
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A private copy of the bundled corpus that a test may edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(CORPUS, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
+    return Settings(store_dir=tmp_path / "store", corpus_dir=corpus_dir)
+
+
+@pytest.fixture
+def bot(settings: Settings) -> Assistant:
+    return Assistant(settings)
+
+
+@pytest.fixture(scope="session")
+def seeded_bot(tmp_path_factory) -> Assistant:
+    """An assistant over the bundled corpus, ingested once per test session (read-only use)."""
+    base = tmp_path_factory.mktemp("seeded")
+    shutil.copytree(CORPUS, base / "corpus")
+    bot = Assistant(Settings(store_dir=base / "store", corpus_dir=base / "corpus"))
+    bot.ingest(progress=False)
+    return bot
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """A real PDF with one line of text per page (Helvetica, written by hand, no extra deps)."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None,
+               "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in pages:
+        safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+        stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET".encode("latin-1")
+        objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream.decode('latin-1')}\nendstream")
+        content_ref = len(objects)
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+                       f"/Resources << /Font << /F1 3 0 R >> >> /Contents {content_ref} 0 R >>")
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    path.write_bytes(bytes(out))
+    return path

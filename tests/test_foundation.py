@@ -1,0 +1,193 @@
+"""The foundation, end to end: ingest the corpus, answer with citations, abstain, stay in sync."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from assistant.pipeline import Assistant, QuestionError
+from tests.conftest import SQUAD, make_pdf
+
+SALARY_QUESTION = "How much does the Netflix machine learning job pay?"
+
+
+def test_answer_about_salary_quotes_both_figures_and_cites_the_seed_article(seeded_bot):
+    answer = seeded_bot.ask(SALARY_QUESTION)
+    assert not answer.abstained
+    assert "$300,000" in answer.text and "$900,000" in answer.text
+    assert "[1]" in answer.text
+    cited = answer.citations[0]
+    assert cited.doc_id == "netflix-ai-job-ad.md"
+    assert cited.quote in cited.passage, "a quote must be verbatim text of the cited passage"
+    assert "$900,000" in cited.quote
+
+
+def test_every_sentence_of_an_answer_carries_a_marker_to_an_existing_citation(seeded_bot):
+    answer = seeded_bot.ask("What percentage of actors in the guild are paid less than $26,000 a year?")
+    assert not answer.abstained
+    assert "87%" in answer.text
+    numbers = {c.n for c in answer.citations}
+    import re
+
+    markers = {int(m) for m in re.findall(r"\[(\d+)\]", answer.text)}
+    assert markers and markers <= numbers
+
+
+def test_off_corpus_question_abstains_without_citations(seeded_bot):
+    answer = seeded_bot.ask("Who won the football World Cup in 2022?")
+    assert answer.abstained
+    assert answer.citations == []
+    assert "does not contain" in answer.text
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t ", "\x00\x01"])
+def test_empty_question_gets_a_clear_message(seeded_bot, question):
+    with pytest.raises(QuestionError, match="empty"):
+        seeded_bot.ask(question)
+
+
+def test_overlong_question_is_refused_with_the_limit(seeded_bot):
+    with pytest.raises(QuestionError, match="limit"):
+        seeded_bot.ask("why " * 5000)
+
+
+def test_reingesting_unchanged_corpus_adds_no_chunks(bot):
+    first = bot.ingest(progress=False)
+    assert first.added == ["netflix-ai-job-ad.md"] and first.chunks_added > 0
+    count = bot.store.count()
+    again = bot.ingest(progress=False)
+    assert again.chunks_added == 0 and again.unchanged == ["netflix-ai-job-ad.md"]
+    assert bot.store.count() == count
+
+
+def test_editing_a_file_replaces_its_chunks(bot, corpus_dir):
+    bot.ingest(progress=False)
+    article = corpus_dir / "netflix-ai-job-ad.md"
+    article.write_text(article.read_text().replace("$900,000", "$950,000"))
+    report = bot.ingest(progress=False)
+    assert report.updated == ["netflix-ai-job-ad.md"]
+    texts = [c.text for c in bot.store.chunks()]
+    assert any("$950,000" in t for t in texts) and not any("$900,000" in t for t in texts)
+    assert len({c.metadata["doc_hash"] for c in bot.store.chunks()}) == 1
+
+
+def test_deleting_a_file_prunes_it_from_the_store(bot, corpus_dir):
+    (corpus_dir / "extra.txt").write_text("The lighthouse keeper counted 412 ships in 1911.")
+    bot.ingest(progress=False)
+    assert "extra.txt" in bot.store.documents()
+    (corpus_dir / "extra.txt").unlink()
+    report = bot.ingest(progress=False)
+    assert report.removed == ["extra.txt"]
+    assert "extra.txt" not in bot.store.documents()
+    assert "netflix-ai-job-ad.md" in bot.store.documents()
+
+
+def test_no_prune_keeps_documents_that_disappeared(bot, corpus_dir):
+    (corpus_dir / "extra.txt").write_text("The lighthouse keeper counted 412 ships in 1911.")
+    bot.ingest(progress=False)
+    (corpus_dir / "extra.txt").unlink()
+    assert bot.ingest(prune=False, progress=False).removed == []
+    assert "extra.txt" in bot.store.documents()
+
+
+def test_pdf_pages_keep_their_page_numbers(bot, corpus_dir):
+    make_pdf(corpus_dir / "report.pdf", ["The harbour opened in 1850.",
+                                         "The lighthouse keeper counted 412 ships in 1911."])
+    bot.ingest(progress=False)
+    answer = bot.ask("How many ships did the lighthouse keeper count?")
+    assert not answer.abstained and "412" in answer.text
+    assert answer.citations[0].doc_id == "report.pdf"
+    assert answer.citations[0].page == 2
+
+
+def test_html_is_read_as_visible_text_with_its_title(bot, corpus_dir):
+    (corpus_dir / "page.html").write_text(
+        "<html><head><title>Harbour news</title><style>p{color:red}</style>"
+        "<script>var secret = 'ignore me';</script></head>"
+        "<body><h1>Harbour</h1><p>The harbour master is Ada Lovelace.</p></body></html>")
+    bot.ingest(progress=False)
+    chunks = [c for c in bot.store.chunks() if c.metadata["doc_id"] == "page.html"]
+    assert chunks and chunks[0].metadata["title"] == "Harbour news"
+    text = " ".join(c.text for c in chunks)
+    assert "Ada Lovelace" in text and "secret" not in text and "color" not in text
+
+
+def test_front_matter_and_sidecar_metadata_are_kept(bot, corpus_dir):
+    (corpus_dir / "note.txt").write_text("The mill was rebuilt in 1923 after the flood.")
+    (corpus_dir / "note.txt.meta.json").write_text(json.dumps(
+        {"title": "Mill history", "source": "Town Gazette", "date": "2021-03-04", "url": "https://example.org/mill"}))
+    bot.ingest(progress=False)
+    meta = next(c.metadata for c in bot.store.chunks() if c.metadata["doc_id"] == "note.txt")
+    assert (meta["title"], meta["source"], meta["date"], meta["url"]) == (
+        "Mill history", "Town Gazette", "2021-03-04", "https://example.org/mill")
+    seed = next(c.metadata for c in bot.store.chunks() if c.metadata["doc_id"] == "netflix-ai-job-ad.md")
+    assert seed["source"] == "DevStyleR" and "The Guardian" in seed["outlets"]
+
+
+def test_bad_inputs_each_get_one_clear_line_and_the_rest_is_ingested(bot, corpus_dir):
+    (corpus_dir / "empty.txt").write_bytes(b"")
+    (corpus_dir / "blank.md").write_text("   \n\n ")
+    (corpus_dir / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (corpus_dir / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
+    (corpus_dir / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    (corpus_dir / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (corpus_dir / "notes.txt").write_text("The lighthouse keeper counted 412 ships in 1911.")
+    report = bot.ingest(progress=False)
+    reasons = {p.path: p.reason for p in report.failed}
+    assert "empty" in reasons["empty.txt"]
+    assert "no text" in reasons["blank.md"]
+    assert "binary" in reasons["binary.txt"]
+    assert "UTF-8" in reasons["latin1.txt"]
+    assert "PDF" in reasons["broken.pdf"]
+    assert "unsupported" in reasons["image.png"]
+    assert sorted(report.added) == ["netflix-ai-job-ad.md", "notes.txt"]
+    assert set(bot.store.documents()) == {"netflix-ai-job-ad.md", "notes.txt"}
+
+
+def test_a_file_that_becomes_unreadable_keeps_its_previous_version(bot, corpus_dir):
+    bot.ingest(progress=False)
+    (corpus_dir / "netflix-ai-job-ad.md").write_bytes(b"\xff\xfe broken")
+    report = bot.ingest(progress=False)
+    assert report.failed and report.removed == []
+    assert "netflix-ai-job-ad.md" in bot.store.documents()
+
+
+def test_missing_path_is_reported(bot, tmp_path):
+    report = bot.ingest([tmp_path / "nope"], progress=False)
+    assert "not found" in report.failed[0].reason
+
+
+def test_jsonl_ingest_keeps_article_ids(bot, tmp_path):
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join(json.dumps(r) for r in [
+        {"id": "news-1", "title": "Harbour", "source": "Gazette", "published_at": "2024-05-01",
+         "text": "The harbour master Ada Lovelace approved 37 new moorings."},
+        {"id": "news-2", "text": "The bakery on Mill Street sells 300 loaves a day."},
+        {"title": "no text here"},
+    ]) + "\n{not json\n")
+    report = bot.ingest([dump], progress=False)
+    assert sorted(report.added) == ["news-1", "news-2"]
+    assert len(report.failed) == 2
+    answer = bot.ask("How many new moorings were approved?")
+    assert answer.citations[0].doc_id == "news-1"
+    assert answer.retrieved_doc_ids[0] == "news-1"
+    assert answer.citations[0].title == "Harbour"
+
+
+def test_squad_documents_keep_their_ids_through_the_cli(tmp_path):
+    store = tmp_path / "store"
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(open(SQUAD / "documents.jsonl").readlines()[:20]))
+    first = json.loads(docs.read_text().splitlines()[0])
+    run = [sys.executable, "-m", "assistant.cli"]
+    subprocess.run(run + ["ingest", str(docs), "--store", str(store), "--quiet"], check=True, capture_output=True)
+    sentence = first["text"].split(". ")[0]
+    out = subprocess.run(run + ["ask", sentence + "?", "--store", str(store), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    data = json.loads(out)
+    assert set(data) == {"question", "answer", "abstained", "citations", "retrieved_doc_ids", "latency_ms"}
+    assert data["retrieved_doc_ids"][0] == first["id"]
+    assert all(set(c) == {"n", "doc_id", "title", "source", "page", "quote", "score"} for c in data["citations"])
