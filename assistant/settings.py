@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
     """Every knob of the assistant. ``assistant config`` prints the effective values."""
 
-    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore", populate_by_name=True)
 
     # Where things live
     corpus_dir: Path = Field(Path("corpus"), description="Folder ingested by default.")
@@ -50,11 +51,22 @@ class Settings(BaseSettings):
     # LLM back end (issue: generative answers)
     llm_model: str = "gpt-4o-mini"
     llm_base_url: str | None = None
-    llm_api_key: SecretStr | None = None
+    llm_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ASSISTANT_LLM_API_KEY", "OPENAI_API_KEY", "llm_api_key"),
+        description="API key; falls back to OPENAI_API_KEY, and to HF_TOKEN for Hugging Face endpoints.")
+    hf_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ASSISTANT_HF_TOKEN", "HF_TOKEN", "hf_token"),
+        description="Hugging Face token (a Space secret); sent only to Hugging Face hosts.")
     llm_context_window: int = Field(8192, ge=512)
     llm_max_tokens: int = Field(512, ge=16)
     llm_timeout: float = Field(30.0, gt=0)
-    llm_retries: int = Field(2, ge=0)
+    llm_retries: int = Field(2, ge=0, description="Retries after a timeout, 429, 5xx or refused connection.")
+    llm_backoff: float = Field(1.0, ge=0.0, description="First retry waits this many seconds, doubling each time.")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0)
+    citation_min_support: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="A generated sentence is kept only if a cited passage supports it at least this much "
+                    "(chosen on squad2-dev by bench/citation_threshold.py).")
 
     # Ingest limits
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped with a message.")
@@ -72,6 +84,15 @@ class Settings(BaseSettings):
             raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
         return value
 
+    def llm_key(self) -> str | None:
+        """The key to send to the LLM endpoint: ASSISTANT_LLM_API_KEY or OPENAI_API_KEY, else
+        HF_TOKEN when the endpoint is a Hugging Face host (a token never goes to other hosts)."""
+        if self.llm_api_key is not None:
+            return self.llm_api_key.get_secret_value()
+        if self.hf_token is not None and is_hf_host(self.llm_base_url):
+            return self.hf_token.get_secret_value()
+        return None
+
     def with_overrides(self, **overrides) -> "Settings":
         """A copy with the given fields replaced (``None`` values are ignored)."""
         values = {k: v for k, v in overrides.items() if v is not None}
@@ -82,7 +103,18 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         if self.llm_api_key is not None:
             data["llm_api_key"] = "***"
+        if self.hf_token is not None:
+            data["hf_token"] = "***"
         return data
+
+
+HF_HOSTS = ("huggingface.co", "hf.space", "huggingface.cloud")
+
+
+def is_hf_host(url: str | None) -> bool:
+    """True for Hugging Face endpoints (the router, Inference Endpoints, Spaces)."""
+    host = (urlparse(url).hostname or "") if url else ""
+    return any(host == h or host.endswith("." + h) for h in HF_HOSTS)
 
 
 def load_settings(**overrides) -> Settings:
