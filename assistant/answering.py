@@ -63,6 +63,9 @@ class Answer:
     confidence: float = 0.0
     latency_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Generated answers (ASSISTANT_LLM=openai): what the citation check did, an
+    # assistant.citations.CitationCheck; None for extractive answers.
+    check: object | None = None
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
