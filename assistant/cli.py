@@ -52,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the effective settings")
     _common(p)
     p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("eval", help="score answers on a question set; regression gate against a baseline")
+    p.add_argument("--documents", type=Path, required=True, help="folder of articles or a documents .jsonl")
+    p.add_argument("--questions", type=Path, required=True, help="questions .jsonl (see eval/README.md)")
+    p.add_argument("--out", type=Path, help="output folder (default: eval/out/<name>)")
+    _common(p)
+    p.add_argument("--limit", type=int, help="ask only the first N questions")
+    p.add_argument("--top-k", type=int, help="passages to consider and cite")
+    p.add_argument("--name", help="eval set name (default: the questions file's folder)")
+    p.add_argument("--baseline", type=Path, help="fail when a gated metric drops below this baseline")
+    p.add_argument("--update-baseline", action="store_true",
+                   help="write the baseline (--baseline FILE, or eval/baseline/<name>.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -132,7 +145,16 @@ def cmd_config(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config}
+def cmd_eval(args) -> int:
+    from assistant.evaluation import eval_command
+
+    return eval_command(_settings(args), args.documents, args.questions, out=args.out,
+                        fresh_store=args.store is None and args.collection is None, limit=args.limit,
+                        top_k=args.top_k, baseline=args.baseline, update_baseline=args.update_baseline,
+                        name=args.name, progress=not args.quiet)
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config, "eval": cmd_eval}
 
 
 if __name__ == "__main__":
