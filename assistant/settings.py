@@ -73,8 +73,18 @@ class Settings(BaseSettings):
     upload_max_mb: float = Field(20.0, gt=0)
 
     # Chat UI
-    host: str = "127.0.0.1"
-    port: int = 7860
+    # GRADIO_SERVER_NAME/PORT are what a Hugging Face Space sets (0.0.0.0:7860); ASSISTANT_* wins.
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("ASSISTANT_HOST", "GRADIO_SERVER_NAME"))
+    port: int = Field(7860, ge=1, le=65535, validation_alias=AliasChoices("ASSISTANT_PORT", "GRADIO_SERVER_PORT"))
+    chat_examples: list[str] = Field(
+        [
+            "What job did Netflix advertise for its machine learning platform?",
+            "How much does it pay?",
+            "What percentage of actors earn under $26,000 a year?",
+            "Which AI job at Netflix's game studio pays up to $650,000?",
+        ],
+        description="Example questions shown under the chat (a JSON list in ASSISTANT_CHAT_EXAMPLES).",
+    )
 
     @field_validator("chunk_overlap")
     @classmethod

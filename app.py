@@ -1,0 +1,32 @@
+"""The chat in the browser: `python app.py` (also the Hugging Face Space entry point).
+
+Serves on ASSISTANT_HOST:ASSISTANT_PORT (default 127.0.0.1:7860), ingesting the
+corpus first when the store is empty. The corpus and the store default to
+`corpus/` and `.store/` next to this file; ASSISTANT_CORPUS_DIR and
+ASSISTANT_STORE_DIR move them (e.g. to a writable folder on a Space).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import assistant  # noqa: F401  (offline environment first)
+from assistant.settings import Settings
+from assistant.ui import serve
+
+HERE = Path(__file__).resolve().parent
+
+
+def app_settings() -> Settings:
+    """Settings from the environment, with unset folders resolved next to this file."""
+    settings = Settings()
+    defaults = {}
+    if "corpus_dir" not in settings.model_fields_set:
+        defaults["corpus_dir"] = HERE / "corpus"
+    if "store_dir" not in settings.model_fields_set:
+        defaults["store_dir"] = HERE / ".store"
+    return settings.with_overrides(**defaults)
+
+
+if __name__ == "__main__":
+    serve(app_settings())

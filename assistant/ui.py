@@ -1,0 +1,416 @@
+"""The chat in the browser: a Gradio Blocks app over one :class:`Assistant`.
+
+Answers stream in as ``Assistant.stream`` yields them (growing text, then the
+final :class:`Answer`), so a token-streaming LLM back end needs no change here.
+Every piece of document text is HTML-escaped before it is wrapped in our own
+markup: a document holding ``<script>`` or ``<b>`` shows those characters, it
+never runs or renders them. Uploads land in ``<corpus>/uploads/`` under a
+sanitised basename and the corpus folder is re-ingested incrementally, so they
+are searchable at once. ``/chat`` is a named API endpoint for ``gradio_client``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import assistant  # noqa: F401  (offline environment before gradio is imported)
+from assistant.answering import Answer, Citation
+from assistant.loading import SUPPORTED_SUFFIXES
+from assistant.pipeline import Assistant, QuestionError
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SUBDIR = "uploads"
+MAX_NAME_CHARS = 120
+SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
+
+
+class UploadError(ValueError):
+    """An uploaded file cannot be accepted; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- uploads
+
+
+def safe_upload_name(name: str) -> str:
+    """The basename to store an uploaded file under, or :class:`UploadError`.
+
+    Only the last path component is kept (``/`` and ``\\`` both separate), hidden
+    names and ``..`` are refused, and characters other than letters, digits,
+    ``.``, ``-``, ``_`` and spaces become ``_``. The type must be one we ingest.
+    """
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = "".join(ch for ch in base if ch.isprintable()).strip()
+    if not base or base in {".", ".."}:
+        raise UploadError(f"{name!r} is not a usable file name; rename the file and upload it again")
+    if base.startswith("."):
+        raise UploadError(f"{base}: hidden file names (starting with '.') are not accepted; rename the file")
+    suffix = Path(base).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
+        raise UploadError(f"{base}: file type '{suffix or 'none'}' is not supported; upload one of {allowed}")
+    stem = re.sub(r"[^\w .-]", "_", base[: -len(suffix)], flags=re.ASCII)
+    stem = re.sub(r"\.{2,}", "_", stem).strip(" .") or "upload"
+    safe = stem[: MAX_NAME_CHARS - len(suffix)] + suffix
+    return f"upload-{safe}" if safe == "README.md" else safe  # README.md is never ingested
+
+
+def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float) -> tuple[list[Path], list[str]]:
+    """Copy uploaded temp files into ``<corpus_dir>/uploads/``.
+
+    ``files`` are the paths Gradio wrote the uploads to (their basenames are the
+    user's file names). Returns the saved paths and one line per refused file.
+    """
+    target_dir = (Path(corpus_dir) / UPLOAD_SUBDIR).resolve()
+    saved: list[Path] = []
+    problems: list[str] = []
+    for file in files or []:
+        path = Path(file)
+        try:
+            name = safe_upload_name(path.name)
+            size = path.stat().st_size
+            if size > max_mb * 1024 * 1024:
+                raise UploadError(f"{name}: {size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB upload "
+                                  "limit (ASSISTANT_UPLOAD_MAX_MB raises it)")
+            if size == 0:
+                raise UploadError(f"{name}: the file is empty")
+            target = (target_dir / name).resolve()
+            if target.parent != target_dir:  # belt and braces: never write outside uploads/
+                raise UploadError(f"{name}: not a usable file name; rename the file")
+            target_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+            saved.append(target)
+        except UploadError as exc:
+            problems.append(str(exc))
+        except OSError as exc:
+            problems.append(f"{path.name}: could not be saved ({exc.strerror or exc})")
+    return saved, problems
+
+
+# ---------------------------------------------------------------- rendering (all text escaped)
+
+
+def _text(value: object) -> str:
+    """Document or user text as inert HTML: escaped, with template and markdown characters as entities."""
+    escaped = html.escape(str(value or ""), quote=True)
+    return escaped.replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;").replace(
+        "*", "&#42;").replace("_", "&#95;").replace("`", "&#96;").replace("~", "&#126;").replace(
+        "[", "&#91;").replace("]", "&#93;").replace("\\", "&#92;")
+
+
+def render_user(question: str) -> str:
+    """A user message for the chat window, shown as typed."""
+    return f'<div class="msg user-msg">{_text(question)}</div>'
+
+
+def render_answer(text: str, abstained: bool = False, streaming: bool = False, error: bool = False) -> str:
+    """An answer for the chat window: escaped text with styled [n] markers; abstentions look different."""
+    body = _text(text).replace("\n", "<br>")
+    body = re.sub(r"&#91;(\d+)&#93;", r'<span class="cite-marker">[\1]</span>', body)
+    if error:
+        return f'<div class="msg answer-error">⚠ {body}</div>'
+    if abstained:
+        return f'<div class="msg abstained"><span class="abstain-label">No answer in the corpus</span>{body}</div>'
+    cursor = '<span class="typing">▍</span>' if streaming else ""
+    return f'<div class="msg answer">{body}{cursor}</div>'
+
+
+def highlight(passage: str, quote: str) -> str:
+    """The passage as escaped HTML with the quoted span(s) inside ``<mark>``.
+
+    A quote of several sentences from one passage is joined by `` … ``; each part
+    is found in order. Parts not found verbatim are shown above the passage.
+    """
+    parts = [p.strip() for p in (quote or "").split(" … ") if p.strip()]
+    out, cursor, missing = [], 0, []
+    for part in parts:
+        at = passage.find(part, cursor)
+        if at < 0:
+            missing.append(part)
+            continue
+        out += [_text(passage[cursor:at]), f"<mark>{_text(part)}</mark>"]
+        cursor = at + len(part)
+    out.append(_text(passage[cursor:]))
+    quoted = "".join(f'<div class="src-quote"><mark>{_text(p)}</mark></div>' for p in missing)
+    return quoted + "".join(out)
+
+
+def _citation_meta(citation: Citation) -> str:
+    bits = [citation.source, citation.doc_id, f"page {citation.page}" if citation.page else "", citation.date]
+    return " · ".join(f"<span>{_text(b)}</span>" for b in bits if b)
+
+
+def render_sources(answer: Answer | None) -> str:
+    """The sources panel: each cited source with title, source/file, page, date and the highlighted passage."""
+    if answer is None:
+        return SOURCES_PLACEHOLDER
+    if answer.abstained or not answer.citations:
+        return ('<div class="sources-empty">No sources: the corpus does not contain the answer to '
+                "this question.</div>")
+    cards = []
+    for c in answer.citations:
+        title = _text(c.title or c.doc_id)
+        if c.url.startswith(("http://", "https://")):
+            title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+        cards.append(
+            f'<div class="src-card" id="source-{c.n}">'
+            f'<div class="src-head"><span class="cite-marker">[{c.n}]</span> <span class="src-title">{title}</span></div>'
+            f'<div class="src-meta">{_citation_meta(c)}</div>'
+            f'<div class="src-passage">{highlight(c.passage or c.quote, c.quote)}</div>'
+            "</div>"
+        )
+    return '<div class="sources">' + "".join(cards) + "</div>"
+
+
+def answer_payload(answer: Answer) -> dict:
+    """What ``/chat`` returns: the ``assistant ask --json`` object plus a plain-text rendering."""
+    data = answer.to_json()
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("\nSources:")
+        for c in answer.citations:
+            where = " | ".join(x for x in (c.source, c.doc_id, f"page {c.page}" if c.page else "", c.date) if x)
+            lines.append(f"[{c.n}] {c.title or c.doc_id} ({where})\n    “{c.quote}”")
+    data["text"] = "\n".join(lines)
+    return data
+
+
+# ---------------------------------------------------------------- the app
+
+
+class ChatApp:
+    """The handlers of the Gradio app, over one assistant (one request at a time)."""
+
+    def __init__(self, bot: Assistant) -> None:
+        self.bot = bot
+        self.settings: Settings = bot.settings
+        self.lock = threading.Lock()
+
+    # -- facts shown in the settings accordion
+    def backend_text(self) -> str:
+        s = self.settings
+        if s.llm == "extractive":
+            answerer = "**extractive** (offline, no LLM: verbatim sentences from the passages)"
+        else:
+            answerer = f"**{_text(s.llm)}** LLM `{_text(s.llm_model)}` at `{_text(s.llm_base_url or 'default URL')}`"
+        return (f"Answerer: {answerer}  \nRetrieval: {'hybrid BM25 + MiniLM' if s.hybrid else 'MiniLM'}"
+                f"  \nStore: `{_text(self.bot.store.location)}`, {self.bot.store.count():,} chunks  \n"
+                f"Corpus folder: `{_text(s.corpus_dir)}` (uploads go to `{UPLOAD_SUBDIR}/` inside it)")
+
+    # -- chat
+    def respond(self, message: str, messages: list, turns: list, top_k: float) -> Iterator[tuple]:
+        """Stream one turn: (textbox, chat messages, sources panel, turns)."""
+        question = (message or "").strip()
+        messages = list(messages or [])
+        turns = list(turns or [])
+        if not question:
+            yield "", messages, render_sources(None), turns
+            return
+        messages.append({"role": "user", "content": render_user(question)})
+        messages.append({"role": "assistant", "content": render_answer("", streaming=True)})
+        yield "", list(messages), SOURCES_PLACEHOLDER, turns
+        answer = None
+        try:
+            with self.lock:
+                for text, final in self.bot.stream(question, top_k=int(top_k) if top_k else None,
+                                                   history=[tuple(t) for t in turns] or None):
+                    if final is not None:
+                        answer = final
+                        break
+                    messages[-1] = {"role": "assistant", "content": render_answer(text, streaming=True)}
+                    yield "", list(messages), SOURCES_PLACEHOLDER, turns
+        except QuestionError as exc:
+            messages[-1] = {"role": "assistant", "content": render_answer(str(exc), error=True)}
+            yield "", messages, SOURCES_PLACEHOLDER, turns
+            return
+        except Exception as exc:  # one clear line in the chat, the traceback in the server log
+            log.exception("answering failed")
+            messages[-1] = {"role": "assistant", "content": render_answer(
+                f"Something went wrong while answering ({type(exc).__name__}: {exc}). "
+                "Check the server log, or try again.", error=True)}
+            yield "", messages, SOURCES_PLACEHOLDER, turns
+            return
+        if answer is None:
+            return
+        messages[-1] = {"role": "assistant", "content": render_answer(answer.text, abstained=answer.abstained)}
+        turns.append((question, answer.text))
+        yield "", messages, render_sources(answer), turns
+
+    def chat_api(self, message: str, turns: list | None) -> tuple[dict, list]:
+        """The ``/chat`` endpoint: answer ``message`` in this client's conversation."""
+        turns = list(turns or [])
+        try:
+            with self.lock:
+                answer = self.bot.ask(message, history=[tuple(t) for t in turns] or None)
+        except QuestionError as exc:
+            import gradio as gr
+
+            raise gr.Error(str(exc)) from None
+        turns.append((answer.question, answer.text))
+        return answer_payload(answer), turns
+
+    def clear(self) -> tuple:
+        return [], SOURCES_PLACEHOLDER, [], ""
+
+    # -- uploads
+    def upload(self, files, progress=None) -> tuple[str, str]:
+        """Save the uploaded files and ingest the corpus folder; (status markdown, back-end text)."""
+        paths = [f if isinstance(f, (str, Path)) else getattr(f, "name", f) for f in (files or [])]
+        saved, problems = save_uploads(paths, self.settings.corpus_dir, self.settings.upload_max_mb)
+        lines = [f"✗ {_text(p)}" for p in problems]
+        if saved:
+            def report_progress(done: int, total: int, note: str) -> None:
+                if progress is not None:
+                    progress(done / max(total, 1), desc=f"Embedding {done}/{total} documents ({note})")
+
+            if progress is not None:
+                progress(0.0, desc=f"Reading {len(saved)} file(s)")
+            with self.lock:
+                report = self.bot.ingest(progress=report_progress)
+            for path in saved:
+                doc = f"{UPLOAD_SUBDIR}/{path.name}"
+                problem = next((p for p in report.failed if p.path.replace("\\", "/").endswith(doc)), None)
+                if problem is not None:
+                    lines.append(f"✗ {_text(problem)}")
+                elif doc in report.added or doc in report.updated:
+                    lines.append(f"✓ {_text(path.name)}: {'added' if doc in report.added else 'updated'}, searchable now")
+                else:
+                    lines.append(f"✓ {_text(path.name)}: ingested, searchable now")
+            lines.append(f"<small>{_text(report.summary().splitlines()[0])}</small>")
+        elif not problems:
+            lines.append("No file received.")
+        return "  \n".join(lines), self.backend_text()
+
+
+CSS = """
+.gradio-container { max-width: 1280px !important; margin: 0 auto !important; }
+#app-header h1 { margin-bottom: 0; }
+#app-header p { margin-top: 4px; color: var(--body-text-color-subdued); }
+.msg { white-space: normal; line-height: 1.55; }
+.cite-marker { display: inline-block; font-size: 0.78em; font-weight: 600; color: var(--color-accent);
+  background: var(--color-accent-soft); border-radius: 4px; padding: 0 4px; margin-left: 2px;
+  vertical-align: 1px; }
+.abstained { color: var(--body-text-color-subdued); font-style: italic; border-left: 3px solid #d97706;
+  padding: 2px 0 2px 10px; }
+.abstain-label { display: block; font-style: normal; font-weight: 600; font-size: 0.8em; color: #b45309;
+  text-transform: uppercase; letter-spacing: 0.04em; margin-bottom: 2px; }
+.answer-error { color: #b91c1c; }
+.typing { animation: blink 1s steps(2, start) infinite; color: var(--color-accent); }
+@keyframes blink { to { visibility: hidden; } }
+#sources-panel { max-height: 640px; overflow-y: auto; }
+.sources-empty { color: var(--body-text-color-subdued); font-size: 0.92em; padding: 8px 2px; }
+.src-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 12px;
+  margin-bottom: 10px; background: var(--background-fill-secondary); }
+.src-head { font-weight: 600; margin-bottom: 2px; }
+.src-meta { font-size: 0.82em; color: var(--body-text-color-subdued); margin-bottom: 6px; }
+.src-passage { font-size: 0.9em; line-height: 1.5; white-space: pre-wrap; max-height: 260px; overflow-y: auto; }
+.src-passage mark, .src-quote mark { background: #fde68a; color: inherit; padding: 0 1px; border-radius: 2px; }
+.src-quote { font-size: 0.9em; margin-bottom: 6px; }
+#upload-status { font-size: 0.9em; }
+"""
+
+
+def make_theme():
+    """The look: Gradio's Soft theme with locally served fonts (nothing fetched from the web).
+
+    Only the regular and bold files of IBM Plex are complete in the gradio wheel (the semibold
+    ones are subsets), so no other weight is asked for.
+    """
+    import gradio as gr
+
+    local = gr.themes.LocalFont
+    return gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
+                          font=[local("IBM Plex Sans", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"],
+                          font_mono=[local("IBM Plex Mono", weights=(400, 700)), "ui-monospace", "monospace"])
+
+
+def build_app(bot: Assistant):
+    """The Gradio Blocks app over ``bot`` (not launched)."""
+    import gradio as gr
+
+    app = ChatApp(bot)
+    settings = bot.settings
+    with gr.Blocks(title="Article assistant", analytics_enabled=False) as demo:
+        turns = gr.State([])
+        gr.Markdown("# Article assistant\nAsk about the articles in the corpus. Every sentence of an answer "
+                    "cites the passage it comes from; when the corpus does not hold the answer, it says so.",
+                    elem_id="app-header")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chatbot = gr.Chatbot(
+                    label="Chat", elem_id="chatbot", height=520, latex_delimiters=[], buttons=[],
+                    feedback_options=None, sanitize_html=True, layout="bubble",
+                    placeholder="Ask a question about the articles, or add your own documents below.",
+                )
+                with gr.Row():
+                    message = gr.Textbox(placeholder="Ask a question about the articles…", show_label=False,
+                                         elem_id="question", scale=5, autofocus=True, max_lines=4)
+                    send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask")
+                    clear = gr.Button("Clear", scale=1, min_width=80, elem_id="clear")
+                examples = gr.Examples(examples=[[q] for q in settings.chat_examples], inputs=[message],
+                                       label="Example questions")
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(SOURCES_PLACEHOLDER, elem_id="sources-panel", js_on_load=None)
+                with gr.Accordion("Add documents", open=True, elem_id="upload-accordion"):
+                    gr.Markdown(f"`.txt`, `.md`, `.html`, `.pdf` or `.jsonl`, up to {settings.upload_max_mb:g} MB "
+                                "each. They are ingested into the corpus and searchable at once.")
+                    upload = gr.UploadButton("Upload files", file_count="multiple", elem_id="upload",
+                                             file_types=sorted(SUPPORTED_SUFFIXES))
+                    upload_status = gr.Markdown(elem_id="upload-status")
+                with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
+                    top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages to consider (top-k)")
+                    backend = gr.Markdown(app.backend_text(), elem_id="backend")
+
+        # The chat in the browser: streams; kept out of the API docs (use /chat).
+        chat_io = dict(inputs=[message, chatbot, turns, top_k], outputs=[message, chatbot, sources, turns],
+                       api_visibility="private", show_progress="hidden")
+        message.submit(app.respond, **chat_io)
+        send.click(app.respond, **chat_io)
+        examples.load_input_event.then(app.respond, **chat_io)
+        clear.click(app.clear, None, [chatbot, sources, turns, message], api_visibility="private", queue=False)
+        chatbot.clear(app.clear, None, [chatbot, sources, turns, message], api_visibility="private", queue=False)
+        def on_upload(files, progress=gr.Progress()):
+            return app.upload(files, progress)
+
+        upload.upload(on_upload, [upload], [upload_status, backend], api_visibility="private",
+                      show_progress="full")
+
+        # The named API endpoint: Client(url).predict(message=..., api_name="/chat") -> dict.
+        api_message = gr.Textbox(visible=False, label="message")
+        api_turns = gr.State([])
+        api_result = gr.JSON(visible=False, label="answer")
+        api_button = gr.Button(visible=False)
+        api_button.click(app.chat_api, [api_message, api_turns], [api_result, api_turns], api_name="chat",
+                         api_description="Answer a question with citations; a Client keeps the conversation.")
+    return demo
+
+
+def prepare(settings: Settings, out=sys.stderr) -> Assistant:
+    """An assistant over ``settings``, ingesting the corpus folder first when the store is empty."""
+    bot = Assistant(settings)
+    if bot.store.count() == 0:
+        print(f"The store at {bot.store.location} is empty: ingesting {settings.corpus_dir} first.", file=out)
+        print(bot.ingest(progress=True).summary(), file=out)
+    return bot
+
+
+def serve(settings: Settings, share: bool = False) -> None:
+    """Ingest if needed, then serve the chat on ``settings.host:settings.port`` until interrupted."""
+    import gradio as gr
+
+    bot = prepare(settings)
+    demo = build_app(bot)
+    demo.queue(default_concurrency_limit=4)
+    print(f"Chat on http://{settings.host}:{settings.port}", file=sys.stderr)
+    demo.launch(server_name=settings.host, server_port=settings.port, share=share, css=CSS,
+                theme=make_theme(), footer_links=["api"], show_error=False,
+                max_file_size=f"{settings.upload_max_mb:g}mb", ssr_mode=False, quiet=False)

@@ -1,0 +1,132 @@
+"""The chat in a real headless Chromium (Debian `chromium`, driven by Playwright), against `python app.py`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.app_server import ROOT, running_app
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed: "
+                                 "pip install -e '.[test]'")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: apt-get install -y chromium "
+                       "chromium-driver (bash .ci/run does this)"),
+]
+
+LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run"]
+XSS_DOC = ("The Port Ellery harbour festival opens on 14 May every year. Its mascot is a copper heron called "
+           "<b>bold</b> Ellie <script>window.__xss=1</script> and she wears a blue scarf.\n")
+UPLOAD_DOC = ("The Quillfeather lighthouse on Brannock Island was repainted in 2021 by a crew of six volunteers, "
+              "who used 340 litres of white paint.\n")
+ANSWER_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    base = tmp_path_factory.mktemp("app-browser")
+    shutil.copytree(ROOT / "corpus", base / "corpus")
+    (base / "corpus" / "festival.txt").write_text(XSS_DOC)
+    with running_app(base / "corpus", base / "store", base / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory):
+    profile = tmp_path_factory.mktemp("chromium-profile")  # an empty --user-data-dir
+    with playwright.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, args=LAUNCH_FLAGS, headless=True,
+            viewport={"width": 1400, "height": 1000})
+        yield context
+        context.close()
+
+
+@pytest.fixture
+def page(browser_context, app_url):
+    """A fresh chat session; fails the test if the page asks anything of a host other than the app."""
+    page = browser_context.new_page()
+    elsewhere: list[str] = []
+    page.on("request", lambda r: elsewhere.append(r.url)
+            if not r.url.startswith((app_url, "data:", "blob:")) else None)
+    page.goto(app_url, wait_until="load")
+    page.locator("#question textarea").wait_for()
+    yield page
+    page.close()
+    assert elsewhere == [], f"the page reached outside the app: {elsewhere}"
+
+
+def bot_messages(page):
+    return page.locator("#chatbot [data-testid=bot]")
+
+
+def wait_for_answer(page, count_before: int) -> str:
+    """Wait until a new answer has finished streaming; return its visible text."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chatbot [data-testid=bot]').length > n"
+        " && !document.querySelector('#chatbot .typing')", arg=count_before, timeout=ANSWER_TIMEOUT_MS)
+    return bot_messages(page).last.inner_text()
+
+
+def ask(page, question: str) -> str:
+    before = bot_messages(page).count()
+    page.locator("#question textarea").fill(question)
+    page.locator("#question textarea").press("Enter")
+    return wait_for_answer(page, before)
+
+
+def test_example_question_streams_a_cited_answer_and_the_follow_up_uses_it(page, tmp_path):
+    page.get_by_text("What job did Netflix advertise").first.click()  # an example question
+    answer = wait_for_answer(page, 0)
+    assert "product manager of a machine learning platform" in answer and "[1]" in answer
+
+    panel = page.locator("#sources-panel")
+    quote = panel.locator("mark").first.inner_text()
+    assert quote and quote in answer  # the highlighted span is the quoted one
+    assert "netflix-ai-job-ad.md" in panel.inner_text() and "DevStyleR" in panel.inner_text()
+
+    follow_up = ask(page, "How much does it pay?")
+    assert "$300,000" in follow_up and "$900,000" in follow_up and "[1]" in follow_up
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    assert (tmp_path / "chat.png").stat().st_size > 10_000
+
+
+def test_off_corpus_question_is_shown_as_an_abstention(page):
+    answer = ask(page, "What is the boiling point of tungsten?")
+    assert "does not contain the answer" in answer
+    assert bot_messages(page).last.locator(".abstained").count() == 1
+    assert "No sources" in page.locator("#sources-panel").inner_text()
+
+
+def test_uploaded_file_can_be_asked_about_at_once(page, tmp_path):
+    note = tmp_path / "lighthouse.txt"
+    note.write_text(UPLOAD_DOC)
+    page.locator("#upload-accordion input[type=file]").set_input_files(str(note))
+    page.wait_for_function("document.querySelector('#upload-status').innerText.includes('searchable now')",
+                           timeout=ANSWER_TIMEOUT_MS)
+    assert "lighthouse.txt" in page.locator("#upload-status").inner_text()
+
+    answer = ask(page, "How many litres of paint were used on the Quillfeather lighthouse?")
+    assert "340 litres" in answer and "[1]" in answer
+    assert "uploads/lighthouse.txt" in page.locator("#sources-panel").inner_text()
+    page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
+
+
+def test_document_markup_is_shown_as_text_and_never_runs(page, tmp_path):
+    answer = ask(page, "What is the mascot of the Port Ellery harbour festival?")
+    assert "<b>bold</b>" in answer and "<script>window.__xss=1</script>" in answer
+
+    panel = page.locator("#sources-panel")
+    assert "<script>window.__xss=1</script>" in panel.locator("mark").last.inner_text()
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    for area in ("#chatbot", "#sources-panel"):
+        assert page.locator(f"{area} script").count() == 0
+        assert page.locator(f"{area} b").count() == 0
+    page.screenshot(path=str(tmp_path / "markup.png"), full_page=True)

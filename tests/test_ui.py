@@ -1,0 +1,177 @@
+"""The chat app's handlers and rendering, without a server: uploads, escaping, streaming, multi-turn."""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+
+import pytest
+
+from assistant.answering import Answer, Citation
+from assistant.ui import (ChatApp, UploadError, highlight, render_answer, render_sources, render_user,
+                          safe_upload_name, save_uploads)
+
+MARKUP = "The mascot is <b>bold</b> Ellie <script>window.__xss=1</script> ${alert(1)} {{7*7}} [x](javascript:1)"
+
+
+# ---------------------------------------------------------------- upload names
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("report.pdf", "report.pdf"),
+    ("../../etc/evil.txt", "evil.txt"),
+    ("..\\..\\windows\\evil.md", "evil.md"),
+    ("/abs/path/notes.jsonl", "notes.jsonl"),
+    ("my report (final).PDF", "my report _final_.pdf"),
+    ("a..b.txt", "a_b.txt"),
+    ("README.md", "upload-README.md"),
+])
+def test_upload_names_keep_only_a_safe_basename(name, expected):
+    assert safe_upload_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", "..", "../", ".bashrc.txt", "uploads/.hidden.md", "x/.."])
+def test_hidden_and_empty_upload_names_are_refused(name):
+    with pytest.raises(UploadError):
+        safe_upload_name(name)
+
+
+def test_unsupported_upload_type_is_refused_with_the_allowed_types():
+    with pytest.raises(UploadError, match=r"'\.exe' is not supported.*\.pdf"):
+        safe_upload_name("setup.exe")
+
+
+def test_uploads_are_saved_inside_the_uploads_folder_only(tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    good = incoming / "note.txt"
+    good.write_text("A small note about lighthouses.")
+    hidden = incoming / ".secret.txt"
+    hidden.write_text("x")
+    binary = incoming / "tool.exe"
+    binary.write_bytes(b"MZ")
+    corpus = tmp_path / "corpus"
+
+    saved, problems = save_uploads([good, hidden, binary], corpus, max_mb=1)
+
+    assert saved == [(corpus / "uploads" / "note.txt").resolve()]
+    assert saved[0].read_text() == "A small note about lighthouses."
+    assert len(problems) == 2 and "hidden" in problems[0] and ".exe" in problems[1]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and "incoming" not in p.parts) == ["note.txt"]
+
+
+def test_uploads_over_the_size_limit_are_refused_with_the_limit(tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 1000)  # 5 kB
+
+    saved, problems = save_uploads([big], tmp_path / "corpus", max_mb=0.001)
+
+    assert saved == []
+    assert problems and "over the 0.001 MB upload limit" in problems[0]
+    assert not (tmp_path / "corpus" / "uploads" / "big.txt").exists()
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _no_live_markup(rendered: str) -> None:
+    assert "<script" not in rendered and "<b>" not in rendered
+    assert "${" not in rendered and "{{" not in rendered and "](" not in rendered
+
+
+def test_answers_and_questions_render_document_markup_as_text():
+    rendered = render_answer(MARKUP + " [1]")
+    _no_live_markup(rendered)
+    assert "&lt;script&gt;" in rendered and "&lt;b&gt;bold&lt;/b&gt;" in rendered
+    assert '<span class="cite-marker">[1]</span>' in rendered
+    _no_live_markup(render_user(MARKUP))
+
+
+def test_abstentions_and_errors_render_differently_from_answers():
+    assert 'class="msg answer"' in render_answer("Paid $300,000. [1]")
+    abstained = render_answer("The corpus does not contain the answer to this question.", abstained=True)
+    assert 'class="msg abstained"' in abstained and "msg answer" not in abstained
+    assert "answer-error" in render_answer("Please type a question.", error=True)
+
+
+def test_highlight_marks_each_quoted_part_inside_the_escaped_passage():
+    passage = "First <i>sentence</i>. The mascot is <b>bold</b> Ellie. Last one."
+    out = highlight(passage, "First <i>sentence</i>. … The mascot is <b>bold</b> Ellie.")
+    assert re.findall(r"<mark>(.*?)</mark>", out) == [
+        "First &lt;i&gt;sentence&lt;/i&gt;.", "The mascot is &lt;b&gt;bold&lt;/b&gt; Ellie."]
+    assert out.endswith(" Last one.")
+
+
+def test_sources_panel_lists_title_file_page_date_and_the_highlighted_quote():
+    citation = Citation(n=1, doc_id="uploads/festival.pdf", title="Festival <i>guide</i>", source="Gazette",
+                        page=3, quote="The mascot is <b>bold</b> Ellie", score=0.9, date="2024-05-01",
+                        url="javascript:alert(1)", passage=MARKUP)
+    panel = render_sources(Answer("q", "The mascot is <b>bold</b> Ellie [1]", False, [citation]))
+    _no_live_markup(panel)
+    for text in ("Festival &lt;i&gt;guide&lt;/i&gt;", "Gazette", "uploads/festival.pdf", "page 3", "2024-05-01",
+                 "<mark>The mascot is &lt;b&gt;bold&lt;/b&gt; Ellie</mark>"):
+        assert text in panel
+    assert "href" not in panel  # only http(s) URLs become links
+    assert "No sources" in render_sources(Answer("q", "The corpus does not contain ...", True))
+
+
+# ---------------------------------------------------------------- handlers over a real store
+
+
+def test_respond_streams_then_shows_sources_and_remembers_the_turn(seeded_bot):
+    app = ChatApp(seeded_bot)
+    steps = list(app.respond("What job did Netflix advertise for its machine learning platform?", [], [], 5))
+
+    first_box, first_messages, _, _ = steps[0]
+    assert first_box == "" and first_messages[-1]["role"] == "assistant" and "typing" in first_messages[-1]["content"]
+    _, messages, sources, turns = steps[-1]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    assert "[1]" in messages[-1]["content"] and "typing" not in messages[-1]["content"]
+    assert "<mark>" in sources and "netflix-ai-job-ad.md" in sources
+    assert turns == [("What job did Netflix advertise for its machine learning platform?",
+                      turns[0][1])] and "$900,000" in turns[0][1]
+
+
+def test_the_same_follow_up_is_answered_about_the_previous_turn(seeded_bot):
+    app = ChatApp(seeded_bot)
+    for first, expected, other in [
+        ("What job did Netflix advertise for its machine learning platform?", "$900,000", "$650,000"),
+        ("What job is Netflix's game studio looking to hire for?", "$650,000", "$900,000"),
+    ]:
+        *_, (_, messages, _, turns) = app.respond(first, [], [], 5)
+        *_, (_, messages, _, turns) = app.respond("How much does it pay?", messages, turns, 5)
+        shown = unescape(messages[-1]["content"])
+        assert expected in shown and other not in shown
+        assert len(turns) == 2
+
+
+def test_empty_question_gets_a_clear_message_not_a_traceback(seeded_bot):
+    *_, (_, messages, _, turns) = ChatApp(seeded_bot).respond("\x00\x01", [], [], 5)
+    assert "answer-error" in messages[-1]["content"] and "question is empty" in messages[-1]["content"]
+    assert turns == []
+
+
+def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
+    bot.ingest(progress=False)
+    note = tmp_path / "lighthouse.txt"
+    note.write_text("The Quillfeather lighthouse on Brannock Island was repainted in 2021 by six volunteers, "
+                    "who used 340 litres of white paint.")
+    app = ChatApp(bot)
+    calls = []
+
+    status, backend = app.upload([str(note)], progress=lambda frac, desc="": calls.append(frac))
+
+    assert "lighthouse.txt: added, searchable now" in status
+    assert (bot.settings.corpus_dir / "uploads" / "lighthouse.txt").exists()
+    assert calls and calls[-1] == 1.0
+    answer = bot.ask("How many litres of paint were used on the Quillfeather lighthouse?")
+    assert not answer.abstained and "340 litres" in answer.text
+    assert answer.citations[0].doc_id == "uploads/lighthouse.txt"
+
+
+def test_refused_upload_says_why_and_ingests_nothing(bot, tmp_path):
+    bad = tmp_path / "payload.exe"
+    bad.write_bytes(b"MZ\x90")
+    status, _ = ChatApp(bot).upload([str(bad)])
+    assert "✗" in status and "not supported" in status
+    assert bot.store.count() == 0
