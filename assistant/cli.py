@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("serve", help="open the chat in the browser (ingests corpus/ first if the store is empty)")
+    _common(p)
+    p.add_argument("--host", help="interface to listen on (default: ASSISTANT_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: ASSISTANT_PORT or 7860)")
+    p.add_argument("--corpus", type=Path, help="corpus folder (default: ASSISTANT_CORPUS_DIR or corpus)")
+
     p = sub.add_parser("eval", help="score answers on a question set; regression gate against a baseline")
     p.add_argument("--documents", type=Path, required=True, help="folder of articles or a documents .jsonl")
     p.add_argument("--questions", type=Path, required=True, help="questions .jsonl (see eval/README.md)")
@@ -154,7 +160,14 @@ def cmd_eval(args) -> int:
                         name=args.name, progress=not args.quiet)
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config, "eval": cmd_eval}
+def cmd_serve(args) -> int:
+    from assistant.ui import serve
+
+    serve(_settings(args, host=args.host, port=args.port, corpus_dir=args.corpus))
+    return 0
+
+
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config, "eval": cmd_eval, "serve": cmd_serve}
 
 
 if __name__ == "__main__":
