@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from html import unescape
 
 import pytest
@@ -175,3 +176,43 @@ def test_refused_upload_says_why_and_ingests_nothing(bot, tmp_path):
     status, _ = ChatApp(bot).upload([str(bad)])
     assert "✗" in status and "not supported" in status
     assert bot.store.count() == 0
+
+
+# ---------------------------------------------------------------- app.py and the Hugging Face Space
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_app_finds_the_corpus_next_to_itself_unless_told_otherwise(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("ASSISTANT_CORPUS_DIR", "ASSISTANT_STORE_DIR", "ASSISTANT_HOST", "GRADIO_SERVER_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    settings = app.app_settings()
+    assert settings.corpus_dir == ROOT / "corpus" and settings.store_dir == ROOT / ".store"
+    assert settings.host == "127.0.0.1" and settings.port == 7860
+
+    monkeypatch.setenv("ASSISTANT_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")  # what a Space sets
+    settings = app.app_settings()
+    assert settings.store_dir == tmp_path / "store" and settings.corpus_dir == ROOT / "corpus"
+    assert settings.host == "0.0.0.0"
+
+
+def test_space_requirements_are_the_package_dependencies():
+    tomllib = pytest.importorskip("tomllib")
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    requirements = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    assert sorted(requirements) == sorted(dependencies)
+
+
+def test_readme_front_matter_configures_the_gradio_space():
+    front = (ROOT / "README.md").read_text().split("---\n")[1]
+    fields = dict(line.split(":", 1) for line in front.strip().splitlines())
+    fields = {k.strip(): v.strip().strip('"') for k, v in fields.items()}
+    assert fields["sdk"] == "gradio" and fields["app_file"] == "app.py"
+    assert fields["python_version"].startswith("3.")
+    gradio_pin = next(r for r in (ROOT / "requirements.txt").read_text().splitlines() if r.startswith("gradio=="))
+    assert gradio_pin == f"gradio=={fields['sdk_version']}"
