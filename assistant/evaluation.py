@@ -265,25 +265,30 @@ def breakdown(scores: list[Score]) -> dict[str, dict]:
 def abstention_curve(scores: list[Score], configured: float) -> list[dict]:
     """Answered rate vs abstention over confidence thresholds (what each threshold would do).
 
-    A question counts as answered at threshold t when its confidence is >= t. Whether
-    such an answer is right is known only for t >= the configured threshold (below it,
-    the answers were never composed), so accuracy is null there.
+    At threshold t a question counts as answered when its confidence is >= t (and, at or
+    above the configured threshold, when it was answered at all). Whether such an answer is
+    right is known only for t >= the configured threshold: below it, the extra answers were
+    never composed, so precision and accuracy are null there.
     """
     if not any(s.confidence > 0 for s in scores):
         return []
+
+    def answered_at(s: Score, t: float) -> bool:
+        return s.confidence >= t and (s.answered or t < configured)
+
     rows = []
+    answerable = [s for s in scores if s.answerable]
+    unanswerable = [s for s in scores if not s.answerable]
     for t in sorted(set(CURVE_THRESHOLDS) | {round(configured, 4)}):
-        answerable = [s for s in scores if s.answerable]
-        unanswerable = [s for s in scores if not s.answerable]
-        answered = [s for s in answerable if s.confidence >= t]
         known = t >= configured
+        given = [s for s in scores if answered_at(s, t)]
         rows.append({
             "threshold": t,
-            "answered_rate": _mean([s.confidence >= t for s in answerable]),
-            "abstain_rate": _mean([s.confidence < t for s in scores]),
-            "abstention_accuracy": _mean([s.confidence < t for s in unanswerable]),
-            "precision_answered": _mean([s.correct for s in answered]) if known else None,
-            "answer_accuracy": _mean([s.correct and s.confidence >= t if s.answerable else s.confidence < t
+            "answered_rate": _mean([answered_at(s, t) for s in answerable]),
+            "abstain_rate": _mean([not answered_at(s, t) for s in scores]),
+            "abstention_accuracy": _mean([not answered_at(s, t) for s in unanswerable]),
+            "precision_answered": _mean([s.answerable and s.correct for s in given]) if known else None,
+            "answer_accuracy": _mean([s.correct and answered_at(s, t) if s.answerable else not answered_at(s, t)
                                       for s in scores]) if known else None,
         })
     return rows

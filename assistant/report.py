@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from assistant.evaluation import Comparison, EvalRun
 
-WORST_SHOWN = 15
+WORST_SHOWN = 20
+PER_KIND_SHOWN = 5
 QUOTE_CHARS = 220
 
 METRIC_HELP = {
@@ -108,8 +109,9 @@ def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
                 lines.append(f"- {title} `{f.id}`: {_cell(f.question)}  \n  was: {_cell(_clip(f.was))}  \n"
                              f"  now: {_cell(_clip(f.now))}")
 
-    lines += ["", f"## Worst failures (up to {WORST_SHOWN})", "",
-              "Confident wrong answers first: a wrong answer given with high confidence misleads a user most.", ""]
+    lines += ["", f"## Worst failures (up to {PER_KIND_SHOWN} of each kind)", "",
+              "In the order of the table above; within a kind, confident answers first (a wrong answer "
+              "given with high confidence misleads a user most).", ""]
     lines += _worst(run) or ["None."]
 
     lines += ["", "## Abstention trade-off", ""]
@@ -132,8 +134,12 @@ def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
 def _worst(run: "EvalRun") -> list[str]:
     wrong = [(q, r, s) for q, r, s in zip(run.questions, run.records, run.scores) if not s.correct]
     wrong.sort(key=lambda item: (not item[2].answered, -item[2].confidence))
+    kinds = Counter(s.failure for _, _, s in wrong)
+    shown = []  # a few of every failure kind, most common kind first, so each kind gets examples
+    for kind, _ in kinds.most_common():
+        shown += [item for item in wrong if item[2].failure == kind][:PER_KIND_SHOWN]
     lines: list[str] = []
-    for q, r, s in wrong[:WORST_SHOWN]:
+    for q, r, s in shown[:WORST_SHOWN]:
         lines.append(f"### `{q.id}` ({q.type}): {s.failure}")
         lines.append("")
         for earlier in q.history:

@@ -123,6 +123,7 @@ def test_abstention_curve_trades_answered_rate_against_abstentions():
     rows = {row["threshold"]: row for row in abstention_curve(scores, configured=0.5)}
     assert rows[0.2]["answered_rate"] == 1.0 and rows[0.2]["abstention_accuracy"] == 0.0
     assert rows[0.2]["precision_answered"] is None, "below the configured threshold correctness is unknown"
+    assert rows[0.5]["precision_answered"] == 0.5, "the unanswerable question's abstention is not an answer"
     assert rows[0.7]["answered_rate"] == 0.5 and rows[0.7]["precision_answered"] == 1.0
     assert rows[0.7]["answer_accuracy"] == pytest.approx(2 / 3, abs=1e-4)
 
