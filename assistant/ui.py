@@ -413,4 +413,4 @@ def serve(settings: Settings, share: bool = False) -> None:
     print(f"Chat on http://{settings.host}:{settings.port}", file=sys.stderr)
     demo.launch(server_name=settings.host, server_port=settings.port, share=share, css=CSS,
                 theme=make_theme(), footer_links=["api"], show_error=False,
-                max_file_size=f"{settings.upload_max_mb:g}mb", ssr_mode=False, quiet=False)
+                max_file_size=int(settings.upload_max_mb * 1024 * 1024), ssr_mode=False, quiet=False)

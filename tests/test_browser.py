@@ -106,6 +106,11 @@ def test_off_corpus_question_is_shown_as_an_abstention(page):
 
 
 def test_uploaded_file_can_be_asked_about_at_once(page, tmp_path):
+    program = tmp_path / "setup.exe"
+    program.write_bytes(b"MZ\x90\x00")
+    page.locator("#upload-accordion input[type=file]").set_input_files(str(program))
+    page.get_by_text("Invalid file type: setup.exe").wait_for(timeout=ANSWER_TIMEOUT_MS)
+
     note = tmp_path / "lighthouse.txt"
     note.write_text(UPLOAD_DOC)
     page.locator("#upload-accordion input[type=file]").set_input_files(str(note))
