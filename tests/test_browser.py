@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_server import ROOT, running_app
+from tests.conftest import make_pdf
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed: "
@@ -24,8 +25,8 @@ LAUNCH_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgr
                 "--disable-component-update", "--no-first-run"]
 XSS_DOC = ("The Port Ellery harbour festival opens on 14 May every year. Its mascot is a copper heron called "
            "<b>bold</b> Ellie <script>window.__xss=1</script> and she wears a blue scarf.\n")
-UPLOAD_DOC = ("The Quillfeather lighthouse on Brannock Island was repainted in 2021 by a crew of six volunteers, "
-              "who used 340 litres of white paint.\n")
+UPLOAD_PAGES = ["Harbour notes from Brannock Island.",
+                "The Quillfeather lighthouse was repainted in 2021 with 340 litres of white paint."]
 ANSWER_TIMEOUT_MS = 60_000
 
 
@@ -105,22 +106,22 @@ def test_off_corpus_question_is_shown_as_an_abstention(page):
     assert "No sources" in page.locator("#sources-panel").inner_text()
 
 
-def test_uploaded_file_can_be_asked_about_at_once(page, tmp_path):
+def test_uploaded_pdf_can_be_asked_about_at_once(page, tmp_path):
     program = tmp_path / "setup.exe"
     program.write_bytes(b"MZ\x90\x00")
     page.locator("#upload-accordion input[type=file]").set_input_files(str(program))
     page.get_by_text("Invalid file type: setup.exe").wait_for(timeout=ANSWER_TIMEOUT_MS)
 
-    note = tmp_path / "lighthouse.txt"
-    note.write_text(UPLOAD_DOC)
+    note = make_pdf(tmp_path / "lighthouse.pdf", UPLOAD_PAGES)
     page.locator("#upload-accordion input[type=file]").set_input_files(str(note))
     page.wait_for_function("document.querySelector('#upload-status').innerText.includes('searchable now')",
                            timeout=ANSWER_TIMEOUT_MS)
-    assert "lighthouse.txt" in page.locator("#upload-status").inner_text()
+    assert "lighthouse.pdf: added" in page.locator("#upload-status").inner_text()
 
     answer = ask(page, "How many litres of paint were used on the Quillfeather lighthouse?")
     assert "340 litres" in answer and "[1]" in answer
-    assert "uploads/lighthouse.txt" in page.locator("#sources-panel").inner_text()
+    sources = page.locator("#sources-panel").inner_text()
+    assert "uploads/lighthouse.pdf" in sources and "page 2" in sources
     page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)
 
 
