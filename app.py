@@ -8,6 +8,7 @@ ASSISTANT_STORE_DIR move them (e.g. to a writable folder on a Space).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import assistant  # noqa: F401  (offline environment first)
@@ -28,5 +29,20 @@ def app_settings() -> Settings:
     return settings.with_overrides(**defaults)
 
 
+def main() -> int:
+    """Serve until interrupted; a problem we can explain is one line, not a traceback."""
+    from assistant.embedding import ModelMissingError
+    from assistant.store import StoreError
+
+    try:
+        serve(app_settings())
+    except KeyboardInterrupt:
+        return 130
+    except (ModelMissingError, StoreError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    serve(app_settings())
+    sys.exit(main())
