@@ -6,6 +6,8 @@ supported
   restated   the question restated with its gold answer ("researcher showed that air is a
              necessity for combustion: Robert Boyle."), cited to the gold paragraph
   verbatim   the gold paragraph's sentence that holds the answer, cited to that paragraph
+  fragment   the answer with the five words either side of it in that sentence (a short claim
+             against a long sentence, as models often write)
 unsupported
   wrong_passage  the restated claim cited to the most similar other paragraph (one without the answer)
   fabricated     the question restated with another question's answer of the same kind, cited to
@@ -91,6 +93,11 @@ def main(seed: int = 0) -> None:
         for a, b in split_sentences(text):
             if norm(q["answer"]) in norm(text[a:b]):
                 cases.append(("verbatim", text[a:b], gold))
+                where = text[a:b].find(q["answer"])
+                if where >= 0:
+                    before = text[a:a + where].split()[-5:]
+                    after = text[a + where + len(q["answer"]):b].split()[:5]
+                    cases.append(("fragment", " ".join(before + [q["answer"]] + after), gold))
                 break
         other = neighbour(q["question"], gold, q["answer"])
         if other:
@@ -125,21 +132,25 @@ def main(seed: int = 0) -> None:
     for kind, claim, doc_id in cases:
         support = scorer.score([claim], [docs[doc_id]["text"]], [docs[doc_id].get("title", "")])[0][0]
         rows.append((kind, support.lexical, support.dense, support.missing_key))
-    kinds = sorted({k for k, *_ in rows}, key=lambda k: (k not in ("restated", "verbatim"), k))
-    positive = np.array([k in ("restated", "verbatim") for k, *_ in rows])
+    supported = ("fragment", "restated", "verbatim")
+    kinds = sorted({k for k, *_ in rows}, key=lambda k: (k not in supported, k))
+    positive = np.array([k in supported for k, *_ in rows])
     print(f"{len(rows)} cases: " + ", ".join(f"{k} {sum(r[0] == k for r in rows)}" for k in kinds))
     print("lexical mean by kind: " + ", ".join(
         f"{k} {np.mean([r[1] for r in rows if r[0] == k]):.2f}" for k in kinds))
     print("dense mean by kind:   " + ", ".join(
         f"{k} {np.mean([r[2] for r in rows if r[0] == k]):.2f}" for k in kinds))
     print()
-    header = "weight key-rule threshold bal-acc | " + " ".join(f"{k[:12]:>12}" for k in kinds)
+    header = "weight mix  key-rule threshold bal-acc | " + " ".join(f"{k[:12]:>12}" for k in kinds)
     print(header)
     print("-" * len(header))
     best = None
-    for key_rule in ("none", "soft", "hard"):
+    for mix, key_rule in (("mean", "none"), ("mean", "soft"), ("mean", "hard"), ("max", "soft")):
         for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
-            scores = np.array([(weight * lex + (1 - weight) * den)
+            if mix == "max" and weight in (0.0, 1.0):
+                continue
+            scores = np.array([(max(lex, weight * lex + (1 - weight) * den) if mix == "max"
+                                else weight * lex + (1 - weight) * den)
                                * {"none": 1.0, "soft": 1.0 - m, "hard": float(m == 0)}[key_rule]
                                for _, lex, den, m in rows])
             options = []
@@ -149,11 +160,23 @@ def main(seed: int = 0) -> None:
                 options.append((balanced, threshold, keep))
             balanced, threshold, keep = max(options, key=lambda o: o[0])
             rates = " ".join(f"{keep[[r[0] == k for r in rows]].mean():>12.2f}" for k in kinds)
-            print(f"{weight:>6.2f} {str(key_rule):>8} {threshold:>9.2f} {balanced:>7.3f} | {rates}")
+            print(f"{weight:>6.2f} {mix:>4} {key_rule:>8} {threshold:>9.2f} {balanced:>7.3f} | {rates}")
             if best is None or balanced > best[0]:
-                best = (balanced, weight, key_rule, threshold)
+                best = (balanced, weight, f"{mix}/{key_rule}", threshold)
+    weight, rule, chosen = best[1], best[2], best[3]
+    mix, key_rule = rule.split("/")
+    scores = np.array([(max(lex, weight * lex + (1 - weight) * den) if mix == "max"
+                        else weight * lex + (1 - weight) * den)
+                       * {"none": 1.0, "soft": 1.0 - m, "hard": float(m == 0)}[key_rule]
+                       for _, lex, den, m in rows])
+    print(f"\nthresholds around the best, lexical weight {weight}, {rule}:")
+    for threshold in np.arange(chosen - 0.1, chosen + 0.101, 0.025):
+        keep = scores >= threshold
+        balanced = (keep[positive].mean() + (~keep[~positive]).mean()) / 2
+        rates = " ".join(f"{keep[[r[0] == k for r in rows]].mean():>12.2f}" for k in kinds)
+        print(f"{'':>16} {threshold:>9.3f} {balanced:>7.3f} | {rates}")
     print()
-    print(f"best: lexical weight {best[1]}, key-term rule {best[2]}, threshold {best[3]:.2f} "
+    print(f"best: lexical weight {best[1]}, mix/key-term rule {best[2]}, threshold {best[3]:.2f} "
           f"(balanced accuracy {best[0]:.3f}); the table shows the share of each kind kept")
 
 
