@@ -235,6 +235,8 @@ def aggregate(scores: list[Score]) -> dict:
         "questions": len(scores),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
+        "with_evidence": len(with_evidence),
+        "answered_correctly": len(correct_answers),
         "answer_accuracy": _mean([s.correct for s in scores]),
         "token_f1": _mean([s.f1 for s in answerable]),
         "answered_rate": _mean([s.answered for s in answerable]),
@@ -422,8 +424,8 @@ def default_tolerance(metric: str, metrics: dict) -> float:
         "token_f1": metrics.get("answerable"),
         "answered_rate": metrics.get("answerable"),
         "abstention_accuracy": metrics.get("unanswerable"),
-        "citation_accuracy": round((metrics.get("answer_accuracy") or 0) * (metrics.get("questions") or 0)),
-    }.get(metric, metrics.get("answerable"))
+        "citation_accuracy": metrics.get("answered_correctly"),
+    }.get(metric, metrics.get("with_evidence"))
     one_question = 1.0 / denominator if denominator else MIN_TOLERANCE
     return round(max(MIN_TOLERANCE, one_question) + 5e-5, 4)
 

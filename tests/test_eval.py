@@ -106,6 +106,7 @@ def test_retrieval_and_citation_metrics_over_hand_made_answers():
         record("Something. [1]", citations=[cite("x", "something")], retrieved=["x"], latency=50),
     ]
     m = aggregate([score_answer(qq, r) for qq, r in zip(questions, records)])
+    assert (m["answerable"], m["with_evidence"], m["answered_correctly"]) == (4, 4, 3)
     assert m["answer_accuracy"] == 0.6
     assert m["answered_rate"] == 0.75
     assert m["abstention_accuracy"] == 0.0
@@ -165,6 +166,7 @@ def _run_of(correct_flags: list[bool]) -> EvalRun:
 def test_gate_tolerates_one_question_and_fires_beyond_it():
     baseline = make_baseline(_run_of([True] * 10))
     assert baseline["tolerances"]["answer_accuracy"] == pytest.approx(0.1, abs=1e-3), "one question of ten"
+    assert baseline["tolerances"]["citation_accuracy"] == pytest.approx(0.1, abs=1e-3)
     one_worse = compare(_run_of([False] + [True] * 9), baseline)
     assert not one_worse.failed and [f.id for f in one_worse.broke] == ["q0"]
     two_worse = compare(_run_of([False, False] + [True] * 8), baseline)
