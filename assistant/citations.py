@@ -153,52 +153,73 @@ class SupportScorer:
         self.embed = embed
         self.lexical_weight = lexical_weight if embed is not None else 1.0
 
-    def score(self, claims: Sequence[str], passages: Sequence[str],
-              titles: Sequence[str] | None = None) -> list[list[Support]]:
-        """``result[i][j]``: the support of passage ``j`` (its title counts as evidence) for claim ``i``."""
+    def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
+              decide_at: float | None = None) -> list[list[Support]]:
+        """``result[i][j]``: the support of passage ``j`` (its title counts as evidence) for claim ``i``.
+
+        With ``decide_at`` (a threshold), embeddings are computed only where they can move a score
+        across it; elsewhere ``dense`` is 0 and the score is the lexical one.
+        """
         if not claims or not passages:
             return [[] for _ in claims]
         spans = [split_sentences(p) or [(0, len(p))] for p in passages]
         sentence_texts = [p[a:b] for p, ss in zip(passages, spans) for a, b in ss]
-        owner = [j for j, ss in enumerate(spans) for _ in ss]
-        own_sentences = [[k for k, o in enumerate(owner) if o == j] for j in range(len(passages))]
-        if self.embed is not None:
-            # A short claim is compared with each sentence and with its clauses (a long sentence's
-            # embedding dilutes the one clause that supports the claim).
-            segments, segment_owner = [], []
-            for k, sentence in enumerate(sentence_texts):
-                for segment in clause_windows(sentence):
-                    segments.append(segment)
-                    segment_owner.append(k)
-            vectors = self.embed(list(claims) + segments)
-            by_segment = vectors[: len(claims)] @ vectors[len(claims):].T
-            similarity = np.full((len(claims), len(sentence_texts)), -1.0)
-            for s_index, k in enumerate(segment_owner):
-                similarity[:, k] = np.maximum(similarity[:, k], by_segment[:, s_index])
-        else:
-            similarity = np.zeros((len(claims), len(sentence_texts)))
+        own_sentences: list[list[int]] = []
+        for ss in spans:
+            first = sum(len(x) for x in own_sentences)
+            own_sentences.append(list(range(first, first + len(ss))))
         titles = titles or [""] * len(passages)
         passage_terms = [set(terms(f"{t}\n{p}")) for t, p in zip(titles, passages)]
         sentence_terms = [set(terms(s)) for s in sentence_texts]
-        result: list[list[Support]] = []
+
+        claim_terms = [set(terms(c)) for c in claims]
+        weights = [{t: self.idf(t) for t in ts} for ts in claim_terms]
+        lexical = np.zeros((len(claims), len(passages)))
+        missing = np.zeros((len(claims), len(passages)))
         for i, claim in enumerate(claims):
-            c_terms = set(terms(claim))
-            weights = {t: self.idf(t) for t in c_terms}
-            total = sum(weights.values())
+            total = sum(weights[i].values())
             keys = key_terms(claim)
+            for j in range(len(passages)):
+                if total:
+                    lexical[i, j] = sum(weights[i][t] for t in claim_terms[i] & passage_terms[j]) / total
+                missing[i, j] = len(keys - passage_terms[j]) / len(keys) if keys else 0.0
+
+        w = self.lexical_weight
+        needed = np.full(lexical.shape, self.embed is not None)
+        if decide_at is not None:
+            settled_yes = lexical * (1 - missing) >= decide_at
+            settled_no = (w * lexical + (1 - w)) * (1 - missing) < decide_at
+            needed &= ~(settled_yes | settled_no)
+        similarity = np.full((len(claims), len(sentence_texts)), np.nan)
+        if needed.any():
+            rows = np.flatnonzero(needed.any(axis=1))
+            # A short claim is compared with each sentence and with its clauses (a long sentence's
+            # embedding dilutes the one clause that supports the claim).
+            segments, segment_owner = [], []
+            for j in np.flatnonzero(needed.any(axis=0)):
+                for k in own_sentences[j]:
+                    for segment in clause_windows(sentence_texts[k]):
+                        segments.append(segment)
+                        segment_owner.append(k)
+            vectors = self.embed([claims[i] for i in rows] + segments)
+            by_segment = vectors[: len(rows)] @ vectors[len(rows):].T
+            for s_index, k in enumerate(segment_owner):
+                similarity[rows, k] = np.fmax(similarity[rows, k], by_segment[:, s_index])
+
+        result: list[list[Support]] = []
+        for i in range(len(claims)):
+            total = sum(weights[i].values()) or 1.0
             row = []
-            for j, _ in enumerate(passages):
-                own = own_sentences[j]
-                lexical = sum(weights[t] for t in c_terms & passage_terms[j]) / total if total else 0.0
-                dense = max(0.0, float(similarity[i, own].max())) if self.embed is not None else 0.0
-                missing = len(keys - passage_terms[j]) / len(keys) if keys else 0.0
-                mixed = self.lexical_weight * lexical + (1 - self.lexical_weight) * dense
-                score = max(lexical, mixed) * (1.0 - missing)
+            for j, own in enumerate(own_sentences):
+                known = similarity[i, own]
+                dense = max(0.0, float(np.nanmax(known))) if not np.isnan(known).all() else 0.0
+                mixed = w * lexical[i, j] + (1 - w) * dense
+                score = max(float(lexical[i, j]), mixed) * (1.0 - missing[i, j])
                 # The quote: the passage sentence closest to the claim, by shared terms and similarity.
-                best = max(own, key=lambda k: (sum(weights[t] for t in c_terms & sentence_terms[k]) / (total or 1.0)
-                                               + float(similarity[i, k])))
+                best = max(own, key=lambda k: sum(weights[i][t] for t in claim_terms[i] & sentence_terms[k]) / total
+                           + (0.0 if np.isnan(similarity[i, k]) else float(similarity[i, k])))
                 start, end = spans[j][own.index(best)]
-                row.append(Support(score, lexical, dense, missing, (start, end)))
+                row.append(Support(score, float(lexical[i, j]), dense, float(missing[i, j]), (start, end)))
             result.append(row)
         return result
 
@@ -234,7 +255,6 @@ def check_citations(text: str, passages: list[Passage], scorer: SupportScorer,
             continue
         invalid = [n for n in sentence.markers if not 1 <= n <= len(passages)]
         check.invalid_markers += len(invalid)
-        sentence.markers = [n for n in sentence.markers if n not in invalid]
         candidates.append((index, sentence))
     contents = [(i, s) for i, s in candidates if terms(s.claim)]
     for _, sentence in candidates:
@@ -242,18 +262,18 @@ def check_citations(text: str, passages: list[Passage], scorer: SupportScorer,
             check.dropped += 1
             check.dropped_sentences.append(sentence.claim)
     supports = scorer.score([s.claim for _, s in contents], [p.text for p in passages],
-                            [p.title for p in passages])
+                            [p.title for p in passages], decide_at=min_support)
 
     kept: list[tuple[str, list[int], list[Support]]] = []
     for (_, sentence), row in zip(contents, supports):
-        cited = [n - 1 for n in sentence.markers]
+        cited = [n - 1 for n in sentence.markers if 1 <= n <= len(passages)]
         supported = [j for j in cited if row[j].score >= min_support]
         check.unsupported_markers += len(cited) - len(supported)
         if not supported:
             best = max(range(len(row)), key=lambda j: row[j].score)
             if row[best].score >= min_support:
                 supported = [best]
-                if cited:
+                if sentence.markers:
                     check.recited += 1
                 else:
                     check.uncited += 1

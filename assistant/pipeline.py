@@ -49,6 +49,11 @@ class Assistant:
             max_words=settings.max_answer_words,
             abstain_threshold=settings.abstain_threshold,
         )
+        self.generator = None
+        if settings.llm == "openai":
+            from assistant.generative import GenerativeAnswerer
+
+            self.generator = GenerativeAnswerer(settings, self.retriever)
 
     def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True) -> IngestReport:
         """Incrementally ingest ``paths`` (default: the corpus folder)."""
@@ -57,6 +62,9 @@ class Assistant:
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:
         """Answer ``question`` with citations, or abstain. ``history``: earlier (question, answer) turns."""
+        if self.generator is not None:
+            *_, (_, answer) = self._generated(question, top_k, filters, history, stream=False)
+            return answer
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         search_query = question
@@ -76,12 +84,33 @@ class Assistant:
 
     def stream(self, question: str, **kwargs) -> Iterator[tuple[str, Answer | None]]:
         """Yield the answer text as it grows (sentence by sentence), then the final :class:`Answer`."""
+        if self.generator is not None:
+            yield from self._generated(question, stream=True, **kwargs)
+            return
         answer = self.ask(question, **kwargs)
         text = ""
         for part in _sentence_parts(answer.text):
             text += part
             yield text, None
         yield answer.text, answer
+
+    def _generated(self, question: str, top_k: int | None = None, filters: Filters | None = None,
+                   history: list[tuple[str, str]] | None = None,
+                   stream: bool = True) -> Iterator[tuple[str, Answer | None]]:
+        """The LLM's answer (ASSISTANT_LLM=openai), citation-checked; extractive when the LLM fails."""
+        started = time.perf_counter()
+        question = clean_question(question, self.settings.max_question_chars)
+
+        def retrieve(query: str):
+            return self.retriever.retrieve(query, top_k=top_k, filters=filters)
+
+        def extractive(query: str, passages) -> Answer:
+            return self.answerer.answer(query, passages, self.retriever.bm25.idf, self.retriever.embed)
+
+        for text, answer in self.generator.stream(question, history, retrieve, extractive, stream=stream):
+            if answer is not None:
+                answer.latency_ms = (time.perf_counter() - started) * 1000
+            yield text, answer
 
 
 def _sentence_parts(text: str) -> list[str]:
