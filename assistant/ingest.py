@@ -4,11 +4,16 @@ For every document we compare a content hash with the one stored in Chroma:
 unchanged documents cost one hash, changed ones get their new chunks written
 before the old ones are deleted (so a crash never leaves a document missing),
 and documents that disappeared from an input are pruned.
+
+Reading and chunking run in a background thread while the main thread embeds
+and writes, with a small queue of batches between them (bounded memory).
 """
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +22,13 @@ from typing import Callable, Iterable
 from llama_index.core.schema import MetadataMode
 
 from assistant.chunking import chunk_document
-from assistant.embedding import get_encoder
+from assistant.embedding import embedding_id, encoder_for
 from assistant.loading import LoadedDocument, LoadProblem, iter_input_files, load_path
 from assistant.settings import Settings
-from assistant.store import Store
+from assistant.store import Store, StoredDocument
 
-WRITE_BATCH_CHUNKS = 256
-EMBEDDING_ID = "all-MiniLM-L6-v2-int8@8199be6f"
+QUEUE_BATCHES = 2
+_DONE = object()
 
 ProgressCallback = Callable[[int, int, str], None]
 
@@ -61,7 +66,7 @@ class IngestReport:
 
 def fingerprint(settings: Settings) -> str:
     """Everything besides the text that changes a document's chunks or vectors."""
-    return f"{EMBEDDING_ID}|{settings.chunk_size}|{settings.chunk_overlap}|v1"
+    return f"{embedding_id(settings.embed_quantize)}|{settings.chunk_size}|{settings.chunk_overlap}|v1"
 
 
 def _load_inputs(paths: Iterable[Path], settings: Settings, report: IngestReport):
@@ -78,40 +83,111 @@ def _load_inputs(paths: Iterable[Path], settings: Settings, report: IngestReport
                 yield origin, item
 
 
+@dataclass
+class _Batch:
+    """Chunks of whole documents, ready to embed; ``stale`` documents had older chunks."""
+
+    nodes: list
+    docs: int
+    stale: list[tuple[str, str]]
+
+
+class _Reader(threading.Thread):
+    """Loads, compares and chunks documents; puts :class:`_Batch` es on ``out``."""
+
+    def __init__(self, paths, settings: Settings, stored: dict[str, StoredDocument],
+                 report: IngestReport, out: queue.Queue) -> None:
+        super().__init__(name="ingest-reader", daemon=True)
+        self.paths, self.settings, self.stored, self.report, self.out = paths, settings, stored, report, out
+        self.seen: dict[str, set[str]] = {}
+        self.pending = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._read()
+            self._put(_DONE)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _read(self) -> None:
+        settings, report = self.settings, self.report
+        print_fn = fingerprint(settings)
+        batch = _Batch([], 0, [])
+        for origin, item in _load_inputs(self.paths, settings, report):
+            if self.stop.is_set():
+                return
+            seen_here = self.seen.setdefault(origin, set())
+            if isinstance(item, LoadProblem):
+                report.failed.append(item)
+                seen_here.add(item.path)  # keep what we had of a file that now fails to load
+                continue
+            if item.doc_id in seen_here:
+                report.failed.append(LoadProblem(item.doc_id, "duplicate document id in this input; skipped"))
+                continue
+            seen_here.add(item.doc_id)
+            report.warnings += [f"{item.doc_id}: {w}" for w in item.warnings]
+            doc_hash = item.content_hash(print_fn)
+            previous = self.stored.get(item.doc_id)
+            if previous and previous.complete and previous.doc_hash == doc_hash:
+                report.unchanged.append(item.doc_id)
+                continue
+            (report.updated if previous else report.added).append(item.doc_id)
+            batch.nodes += chunk_document(item, doc_hash, origin, settings.chunk_size, settings.chunk_overlap)
+            batch.docs += 1
+            if previous:
+                batch.stale.append((item.doc_id, doc_hash))
+            self.pending += 1
+            if len(batch.nodes) >= settings.ingest_batch_chunks:
+                self._put(batch)
+                batch = _Batch([], 0, [])
+        if batch.docs:
+            self._put(batch)
+
+
 def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool = True,
            progress: bool | ProgressCallback = True) -> IngestReport:
-    """Bring ``store`` in line with the files and JSONL dumps under ``paths``."""
+    """Bring ``store`` in line with the files and JSONL dumps under ``paths``.
+
+    ``progress``: True for a bar on stderr, False for none, or a callback
+    ``(documents done, documents to write so far, note)``.
+    """
     started = time.perf_counter()
     report = IngestReport()
     stored = store.documents()
-    print_fn = fingerprint(settings)
-
-    pending: list[tuple[LoadedDocument, str, str]] = []
-    seen: dict[str, set[str]] = {}
-    for origin, item in _load_inputs(paths, settings, report):
-        seen_here = seen.setdefault(origin, set())
-        if isinstance(item, LoadProblem):
-            report.failed.append(item)
-            seen_here.add(item.path)  # keep what we had of a file that now fails to load
-            continue
-        if item.doc_id in seen_here:
-            report.failed.append(LoadProblem(item.doc_id, "duplicate document id in this input; skipped"))
-            continue
-        seen_here.add(item.doc_id)
-        report.warnings += [f"{item.doc_id}: {w}" for w in item.warnings]
-        doc_hash = item.content_hash(print_fn)
-        previous = stored.get(item.doc_id)
-        if previous and previous.complete and previous.doc_hash == doc_hash:
-            report.unchanged.append(item.doc_id)
-            continue
-        (report.updated if previous else report.added).append(item.doc_id)
-        pending.append((item, doc_hash, origin))
-
-    _write(pending, store, settings, report, progress)
+    encoder = encoder_for(settings)
+    batches: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
+    reader = _Reader(list(paths), settings, stored, report, batches)
+    bar = _progress_bar(progress)
+    done = 0
+    reader.start()
+    try:
+        while True:
+            batch = batches.get()
+            if batch is _DONE:
+                break
+            if isinstance(batch, BaseException):
+                raise batch
+            _write(batch, encoder, store)
+            report.chunks_added += len(batch.nodes)
+            done += batch.docs
+            bar(done, reader.pending, f"{report.chunks_added} chunks")
+    finally:
+        reader.stop.set()
+        reader.join()
+        bar(None, None, "")
 
     if prune:
         for doc in stored.values():
-            if doc.origin in seen and doc.doc_id not in seen[doc.origin]:
+            if doc.origin in reader.seen and doc.doc_id not in reader.seen[doc.origin]:
                 store.delete_document(doc.doc_id)
                 report.removed.append(doc.doc_id)
 
@@ -122,50 +198,32 @@ def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool 
     return report
 
 
-def _write(pending, store: Store, settings: Settings, report: IngestReport, progress) -> None:
-    """Chunk, embed and upsert documents in batches; then drop their stale chunks."""
-    if not pending:
-        return
-    encoder = get_encoder(settings.embed_batch_size, settings.embed_threads)
-    bar = _progress_bar(progress, len(pending))
-    done = 0
-    batch_nodes, batch_docs = [], []
-    for index, (doc, doc_hash, origin) in enumerate(pending):
-        nodes = chunk_document(doc, doc_hash, origin, settings.chunk_size, settings.chunk_overlap)
-        batch_nodes += nodes
-        batch_docs.append((doc.doc_id, doc_hash))
-        if len(batch_nodes) >= WRITE_BATCH_CHUNKS or index == len(pending) - 1:
-            texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in batch_nodes]
-            for node, vector in zip(batch_nodes, encoder.encode(texts)):
-                node.embedding = vector.tolist()
-            store.add(batch_nodes)
-            for doc_id, keep in batch_docs:
-                store.delete_document(doc_id, keep_hash=keep)
-            report.chunks_added += len(batch_nodes)
-            done += len(batch_docs)
-            bar(done, len(pending), f"{report.chunks_added} chunks")
-            batch_nodes, batch_docs = [], []
-    bar(None, None, "")
+def _write(batch: _Batch, encoder, store: Store) -> None:
+    """Embed and upsert a batch of whole documents; then drop their stale chunks."""
+    texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in batch.nodes]
+    for node, vector in zip(batch.nodes, encoder.encode(texts)):
+        node.embedding = vector.tolist()
+    store.add(batch.nodes)
+    for doc_id, keep in batch.stale:
+        store.delete_document(doc_id, keep_hash=keep)
 
 
-def _progress_bar(progress, total: int):
+def _progress_bar(progress):
     """A callback (done, total, note); tqdm on stderr when ``progress`` is True."""
     if callable(progress):
-        return lambda done, total_, note: done is not None and progress(done, total_, note)
+        return lambda done, total, note: done is not None and progress(done, total, note)
     if not progress:
         return lambda *_: None
     from tqdm import tqdm
 
-    bar = tqdm(total=total, unit="doc", desc="ingest", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=0, unit="doc", desc="ingest", file=sys.stderr, dynamic_ncols=True)
 
-    def update(done, total_, note):
+    def update(done, total, note):
         if done is None:
             bar.close()
             return
-        bar.n = done
+        bar.total, bar.n = total, done
         bar.set_postfix_str(note, refresh=False)
         bar.refresh()
 
     return update
-
-

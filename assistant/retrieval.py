@@ -22,7 +22,7 @@ from llama_index.core.vector_stores import (
     VectorStoreQuery,
 )
 
-from assistant.embedding import get_encoder
+from assistant.embedding import encoder_for
 from assistant.settings import Settings
 from assistant.store import Store, StoredChunk
 from assistant.text import terms
@@ -130,7 +130,7 @@ class Retriever:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
-        self.encoder = get_encoder(settings.embed_batch_size, settings.embed_threads)
+        self.encoder = encoder_for(settings)
         self._bm25: Bm25Index | None = None
         self._bm25_revision: str | None = None
         self._lock = threading.Lock()

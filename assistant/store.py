@@ -17,7 +17,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from assistant.embedding import ChromaEmbeddingFunction, get_encoder
+from assistant.embedding import ChromaEmbeddingFunction, encoder_for
 from assistant.settings import Settings
 
 GET_PAGE = 5000
@@ -52,32 +52,51 @@ class StoredChunk:
     metadata: dict
 
 
+CHROMA_FILE = "chroma.sqlite3"
+
+
+def _server_address(url: str) -> tuple[str, int, bool]:
+    """(host, port, ssl) of ``http(s)://host[:port]``; raises :class:`StoreError` for anything else."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = -1
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or port == -1 or " " in url:
+        raise StoreError(f"--chroma-url {url!r} is not a Chroma server address like http://127.0.0.1:8000")
+    return parsed.hostname, port or (443 if parsed.scheme == "https" else 8000), parsed.scheme == "https"
+
+
+def _check_store_dir(store_dir: Path) -> None:
+    """Refuse a --store that would write into something that is not a store folder."""
+    if store_dir.exists() and not store_dir.is_dir():
+        raise StoreError(f"--store {store_dir} exists and is not a folder; choose another path")
+    if store_dir.is_dir() and not (store_dir / CHROMA_FILE).exists() and any(store_dir.iterdir()):
+        raise StoreError(f"--store {store_dir} is a folder with other files but no Chroma store; "
+                         "choose an empty or new folder")
+
+
 def _client(settings: Settings):
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
     if settings.chroma_url:
-        from urllib.parse import urlparse
-
-        url = urlparse(settings.chroma_url if "://" in settings.chroma_url else f"http://{settings.chroma_url}")
+        host, port, ssl = _server_address(settings.chroma_url)
         try:
-            return chromadb.HttpClient(
-                host=url.hostname or "127.0.0.1",
-                port=url.port or (443 if url.scheme == "https" else 8000),
-                ssl=url.scheme == "https",
-                settings=chroma_settings,
-            )
+            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
         except Exception as exc:
             raise StoreError(
                 f"cannot reach the Chroma server at {settings.chroma_url} ({exc}); start it with "
                 "`chroma run --path DIR --host 127.0.0.1 --port 8000` or unset ASSISTANT_CHROMA_URL"
             ) from None
-    store_dir = Path(settings.store_dir)
-    if store_dir.exists() and not store_dir.is_dir():
-        raise StoreError(f"--store {store_dir} exists and is not a folder; choose another path")
+    store_dir = Path(settings.store_dir).expanduser()
+    _check_store_dir(store_dir)
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
-    except PermissionError:
-        raise StoreError(f"cannot write to the store folder {store_dir}; choose another --store") from None
+    except OSError as exc:
+        raise StoreError(f"cannot use {store_dir} as the store folder ({exc.strerror or exc}); "
+                         "choose another --store") from None
 
 
 class Store:
@@ -86,7 +105,7 @@ class Store:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = _client(settings)
-        encoder = get_encoder(settings.embed_batch_size, settings.embed_threads)
+        encoder = encoder_for(settings)
         try:
             self.collection = self.client.get_or_create_collection(
                 settings.collection,
