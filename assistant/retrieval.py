@@ -27,6 +27,7 @@ from assistant.settings import Settings
 from assistant.store import Store, StoredChunk
 from assistant.text import terms
 
+IDF_PRIOR_CHUNKS = 100
 PUBLICATION_LAG_DAYS = 2
 RECENT_WINDOW_DAYS = 10
 RECENCY_WORDS = ("this week", "last week", "recently", "recent", "latest", "this month", "today",
@@ -112,8 +113,10 @@ class Bm25Index:
             self.model.index(self.tokens, show_progress=False)
 
     def idf(self, term: str) -> float:
+        """Term weight for answer scoring. ``IDF_PRIOR_CHUNKS`` imaginary chunks without the term
+        keep weights meaningful in a tiny corpus (in one article every term is "common")."""
         df = self.doc_freq.get(term, 0)
-        return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
+        return math.log(1 + (self.size + IDF_PRIOR_CHUNKS - df + 0.5) / (df + 0.5))
 
     def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
         known = [t for t in query_terms if t in self.doc_freq]
