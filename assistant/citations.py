@@ -81,9 +81,59 @@ class CitationCheck:
     raw_text: str = ""
 
     def counts(self) -> dict[str, int]:
-        """The events as numbers (for summing over an eval run)."""
-        data = asdict(self)
-        return {k: int(v) for k, v in data.items() if isinstance(v, (int, bool))}
+        """The events as numbers (a line of the eval's details.jsonl; summed by :func:`summarise`)."""
+        data = {k: int(v) for k, v in asdict(self).items() if isinstance(v, (int, bool))}
+        for outcome in OUTCOMES:
+            data[outcome] = int(self.outcome == outcome)
+        return data
+
+
+OUTCOMES = ("answered", "abstained", "fallback")
+EVENTS = {
+    "answered": "answers that are the LLM's (checked) text",
+    "abstained": "the LLM said the passages do not answer (abstention)",
+    "fallback": "extractive answer instead (endpoint failed, prompt did not fit, or nothing supported)",
+    "sentences": "sentences the LLM wrote",
+    "kept": "sentences kept, each citing only passages that support it",
+    "dropped": "sentences dropped as unsupported",
+    "invalid_markers": "markers to passages that do not exist, removed",
+    "unsupported_markers": "markers to passages that do not support the sentence, removed",
+    "recited": "sentences re-pointed to the passage that supports them",
+    "uncited": "supported sentences without a marker, given one",
+    "passages_dropped": "passages left out to fit the context window",
+}
+
+
+def summarise(counts: list[dict | None]) -> dict[str, int]:
+    """Totals of :meth:`CitationCheck.counts` over many answers (``None``: not generated, skipped)."""
+    total: dict[str, int] = {"generated_questions": 0}
+    for row in counts:
+        if row is None:
+            continue
+        total["generated_questions"] += 1
+        for key in EVENTS:
+            total[key] = total.get(key, 0) + int(row.get(key, 0))
+    return total
+
+
+def report_section(counts: list[dict | None]) -> list[str]:
+    """Markdown lines for the eval report: how often each check event happened (empty for extractive runs)."""
+    total = summarise(counts)
+    questions = total["generated_questions"]
+    if not questions:
+        return []
+    lines = ["", "## Citation check of generated answers", "",
+             f"{questions} questions went to the LLM. Per-answer counts are in details.jsonl (`citation_check`).", "",
+             "| event | count | rate | what it means |", "|---|---|---|---|"]
+    for key, meaning in EVENTS.items():
+        if key in OUTCOMES:
+            rate = f"{total[key] / questions:.1%} of questions"
+        elif key in ("sentences", "passages_dropped"):
+            rate = f"{total[key] / questions:.2f} per question"
+        else:
+            rate = f"{total[key] / max(total['sentences'], 1):.1%} of sentences"
+        lines.append(f"| {key} | {total[key]} | {rate} | {meaning} |")
+    return lines
 
 
 @dataclass

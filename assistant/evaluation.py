@@ -168,6 +168,7 @@ class Score:
     confidence: float
     latency_ms: float
     failure: str | None
+    citation_check: dict | None = None  # generated answers: CitationCheck.counts() (assistant/citations.py)
 
 
 def score_answer(question: EvalQuestion, record: dict, confidence: float = 0.0) -> Score:
@@ -346,6 +347,8 @@ def ask_all(bot, questions: list[EvalQuestion], top_k: int | None = None,
         record = {"id": q.id, **answer.to_json()}
         records.append(record)
         scores.append(score_answer(q, record, answer.confidence))
+        if getattr(answer, "check", None) is not None:
+            scores[-1].citation_check = answer.check.counts()
     return records, scores
 
 

@@ -102,6 +102,10 @@ def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
                      f"{_fmt(g['answered_rate'])} | {_fmt(g['abstention_accuracy'])} | {_fmt(g['hit@5'])} | "
                      f"{_fmt(g['latency_p50_ms'], 1)} |")
 
+    from assistant.citations import report_section
+
+    lines += report_section([s.citation_check for s in run.scores])
+
     if comparison and (comparison.broke or comparison.fixed):
         lines += ["", "## Flips against the baseline", ""]
         for title, flips in (("right -> wrong", comparison.broke), ("wrong -> right", comparison.fixed)):

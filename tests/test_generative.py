@@ -16,7 +16,7 @@ import pytest
 from assistant.answering import ABSTAIN_MESSAGE
 from assistant.chunking import count_tokens
 from assistant.citations import SupportScorer, check_citations, split_generated
-from assistant.evaluation import run_eval
+from assistant.evaluation import run_eval, write_outputs
 from assistant.generative import NOT_IN_CORPUS, TOKENIZER_HEADROOM, LLMError, fit_passages
 from assistant.pipeline import Assistant
 from assistant.retrieval import Passage
@@ -326,3 +326,10 @@ def test_eval_on_the_bundled_corpus_runs_through_the_llm_back_end(tmp_path, serv
     answered = [r for r in run.records if not r["abstained"]]
     assert answered and all(markers(r["answer"]) == [1] for r in answered)
     assert run.metrics["answered_rate"] > 0.5
+
+    write_outputs(run, tmp_path / "out")
+    details = [json.loads(line) for line in (tmp_path / "out" / "details.jsonl").read_text().splitlines()]
+    assert all(d["citation_check"]["answered"] + d["citation_check"]["abstained"] == 1 for d in details)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Citation check of generated answers" in report
+    assert f"| answered | {len(answered)} |" in report
