@@ -1,8 +1,15 @@
-"""Shared fixtures: a temp store, a copy of the bundled corpus, PDFs made in the test."""
+"""Shared fixtures: a temp store, a copy of the bundled corpus, PDFs made in the test.
+
+The store is an embedded Chroma folder, or, when ``ASSISTANT_TEST_CHROMA_URL`` is set
+(``.ci/run`` does that for a second run of the integration tests), a fresh collection on
+that Chroma server, so the same tests cover both modes.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +21,20 @@ from assistant.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 SQUAD = ROOT / "eval" / "squad2-dev"
+TEST_CHROMA_URL = os.environ.get("ASSISTANT_TEST_CHROMA_URL") or None
+
+
+def store_backend(folder: Path) -> dict:
+    """Settings fields for a private store: ``folder`` embedded, or a new collection on the test server."""
+    if TEST_CHROMA_URL:
+        return {"chroma_url": TEST_CHROMA_URL, "collection": f"test-{uuid.uuid4().hex[:16]}"}
+    return {"store_dir": folder}
+
+
+def drop_store(bot: Assistant) -> None:
+    """Delete a test's collection from the shared test server (embedded stores go with tmp_path)."""
+    if bot.settings.chroma_url:
+        bot.store.client.delete_collection(bot.settings.collection)
 
 
 @pytest.fixture
@@ -26,22 +47,25 @@ def corpus_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def settings(tmp_path: Path, corpus_dir: Path) -> Settings:
-    return Settings(store_dir=tmp_path / "store", corpus_dir=corpus_dir)
+    return Settings(corpus_dir=corpus_dir, **store_backend(tmp_path / "store"))
 
 
 @pytest.fixture
-def bot(settings: Settings) -> Assistant:
-    return Assistant(settings)
+def bot(settings: Settings):
+    bot = Assistant(settings)
+    yield bot
+    drop_store(bot)
 
 
 @pytest.fixture(scope="session")
-def seeded_bot(tmp_path_factory) -> Assistant:
+def seeded_bot(tmp_path_factory):
     """An assistant over the bundled corpus, ingested once per test session (read-only use)."""
     base = tmp_path_factory.mktemp("seeded")
     shutil.copytree(CORPUS, base / "corpus")
-    bot = Assistant(Settings(store_dir=base / "store", corpus_dir=base / "corpus"))
+    bot = Assistant(Settings(corpus_dir=base / "corpus", **store_backend(base / "store")))
     bot.ingest(progress=False)
-    return bot
+    yield bot
+    drop_store(bot)
 
 
 def make_pdf(path: Path, pages: list[str]) -> Path:
