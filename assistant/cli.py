@@ -125,11 +125,18 @@ def cmd_ask(args) -> int:
         print(f"The store at {bot.store.location} is empty: ingesting {bot.settings.corpus_dir} first.",
               file=sys.stderr)
         print(bot.ingest(progress=not args.json).summary(), file=sys.stderr)
-    answer = bot.ask(args.question, top_k=args.top_k, filters=_filters(args))
+    streamed = bot.generator is not None and not args.json
+    if streamed:  # ASSISTANT_LLM=openai: checked sentences appear as the model writes them
+        from assistant.generative import print_checked_stream
+
+        answer = print_checked_stream(bot.stream(args.question, top_k=args.top_k, filters=_filters(args)))
+    else:
+        answer = bot.ask(args.question, top_k=args.top_k, filters=_filters(args))
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
-    print(answer.text)
+    if not streamed:
+        print(answer.text)
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:

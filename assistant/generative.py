@@ -21,9 +21,10 @@ extractive one, prefixed with one line that says why.
 from __future__ import annotations
 
 import re
+import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TextIO
 
 import numpy as np
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONDENSE_PROMPT_TEMPLATE
@@ -316,6 +317,24 @@ class GenerativeAnswerer:
         answer.check = check or CitationCheck()
         answer.check.outcome, answer.check.fallback_reason = "fallback", reason
         return answer.text, answer
+
+
+def print_checked_stream(updates: Iterator[tuple[str, Answer | None]], file: TextIO | None = None) -> Answer:
+    """Print a streamed answer to a terminal sentence by sentence, each once it has been checked
+    (a terminal cannot take back a sentence the check drops); return the final :class:`Answer`."""
+    out = file or sys.stdout
+    printed = ""
+    for text, answer in updates:
+        if answer is None:
+            if text.endswith("]") and text.startswith(printed):  # ends with a checked sentence's marker
+                out.write(text[len(printed):])
+                out.flush()
+                printed = text
+            continue
+        out.write((text[len(printed):] if text.startswith(printed) else ("\n\n" if printed else "") + text) + "\n")
+        out.flush()
+        return answer
+    raise RuntimeError("the answer stream ended without an answer")
 
 
 def _error_detail(exc) -> str:

@@ -15,6 +15,7 @@ import pytest
 
 from assistant.answering import ABSTAIN_MESSAGE
 from assistant.chunking import count_tokens
+from assistant.cli import main
 from assistant.citations import SupportScorer, check_citations, split_generated
 from assistant.evaluation import run_eval, write_outputs
 from assistant.generative import NOT_IN_CORPUS, TOKENIZER_HEADROOM, LLMError, fit_passages
@@ -213,6 +214,26 @@ def test_streaming_shows_tokens_and_only_checked_citations(seeded_bot, server):
     assert any("castle" in text for text in growing), "the sentence being written is shown"
     assert all("[9]" not in text and "[2]" not in text for text, _ in updates), "unchecked markers never shown"
     assert "castle" not in final.text and markers(final.text) == [1]
+
+
+def test_cli_ask_streams_checked_sentences_and_json_keeps_its_contract(seeded_bot, server, monkeypatch, capsys):
+    server.default = citing("The job pays $300,000 to $900,000 a year [{n}][9]. It comes with a castle [{n}].",
+                            "$900,000")
+    monkeypatch.setenv("ASSISTANT_LLM", "openai")
+    monkeypatch.setenv("ASSISTANT_LLM_BASE_URL", server.base_url)
+    store = str(seeded_bot.settings.store_dir)
+
+    assert main(["ask", SALARY, "--store", store]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("The job pays $300,000 to $900,000 a year. [1]\n")
+    assert "castle" not in out and "[9]" not in out
+    assert "Sources:\n[1] Netflix advertises an AI job" in out
+    assert server.requests[-1]["stream"] is True
+
+    assert main(["ask", SALARY, "--store", store, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["answer"] == "The job pays $300,000 to $900,000 a year. [1]" and not record["abstained"]
+    assert record["citations"][0]["n"] == 1 and "$900,000" in record["citations"][0]["quote"]
 
 
 def test_stream_failing_mid_answer_falls_back(seeded_bot, server):
