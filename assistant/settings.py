@@ -39,10 +39,11 @@ class Settings(BaseSettings):
     # Retrieval
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and shown as sources.")
     candidates: int = Field(30, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
-    hybrid: bool = Field(True, description="Fuse BM25 with dense retrieval (reciprocal rank fusion).")
+    hybrid: bool = Field(True, description="Fuse BM25 with dense retrieval.")
+    fusion: Literal["weighted", "rrf"] = Field(
+        "weighted", description="weighted: bm25_weight * BM25/max + (1 - bm25_weight) * cosine; rrf: reciprocal rank fusion.")
+    bm25_weight: float = Field(0.45, ge=0.0, le=1.0, description="Share of BM25 in weighted fusion (chosen on squad2-dev).")
     rrf_k: int = Field(60, ge=1)
-    dense_weight: float = Field(1.0, ge=0.0)
-    bm25_weight: float = Field(1.0, ge=0.0)
 
     # Answering
     llm: Literal["extractive", "openai"] = "extractive"
@@ -74,6 +75,7 @@ class Settings(BaseSettings):
     # Ingest limits
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped with a message.")
     upload_max_mb: float = Field(20.0, gt=0)
+    max_document_chars: int = Field(2_000_000, ge=1000, description="Documents with more text are skipped with a message.")
 
     # Chat UI
     # GRADIO_SERVER_NAME/PORT are what a Hugging Face Space sets (0.0.0.0:7860); ASSISTANT_* wins.
