@@ -434,10 +434,20 @@ def default_tolerance(metric: str, metrics: dict) -> float:
 
 
 def make_baseline(run: EvalRun, previous: dict | None = None) -> dict:
-    """The baseline file for ``run`` (tolerances kept from ``previous`` where it set them)."""
-    tolerances = dict((previous or {}).get("tolerances") or {})
+    """The baseline file for ``run``.
+
+    Tolerances edited by hand in ``previous`` (ones that differ from the default for its
+    metrics) are kept; the others are recomputed, so they follow the size of the question set.
+    """
+    old = previous or {}
+    old_tolerances = old.get("tolerances") or {}
+    tolerances = {}
     for metric in GATED:
-        tolerances.setdefault(metric, default_tolerance(metric, run.metrics))
+        kept = old_tolerances.get(metric)
+        if kept is not None and kept != default_tolerance(metric, old.get("metrics") or {}):
+            tolerances[metric] = kept
+        else:
+            tolerances[metric] = default_tolerance(metric, run.metrics)
     return {
         "name": run.name,
         "documents": run.documents,

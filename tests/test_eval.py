@@ -177,10 +177,12 @@ def test_gate_tolerates_one_question_and_fires_beyond_it():
     assert [f.id for f in better.fixed] == ["q0", "q1"]
 
 
-def test_updating_a_baseline_keeps_hand_set_tolerances():
+def test_updating_a_baseline_keeps_hand_set_tolerances_and_rescales_default_ones():
     previous = make_baseline(_run_of([True] * 10))
     previous["tolerances"]["answer_accuracy"] = 0.3
-    assert make_baseline(_run_of([True] * 10), previous)["tolerances"]["answer_accuracy"] == 0.3
+    updated = make_baseline(_run_of([True] * 20), previous)
+    assert updated["tolerances"]["answer_accuracy"] == 0.3
+    assert updated["tolerances"]["token_f1"] == pytest.approx(0.05, abs=1e-3), "one question of twenty now"
 
 
 # ---------------------------------------------------------------- end to end
