@@ -232,7 +232,8 @@ class GenerativeAnswerer:
         limit = (self.settings.llm_context_window - self.settings.llm_max_tokens) // 2
         lines: list[str] = []
         for previous_question, previous_answer in reversed(history[-HISTORY_TURNS:]):
-            answer = re.sub(r"\s*\[\d+\]", "", previous_answer or "")[:HISTORY_ANSWER_CHARS]
+            answer = re.sub(r"^Note: .*\n+", "", previous_answer or "")  # a fallback's note is not content
+            answer = re.sub(r"\s*\[\d+\]", "", answer)[:HISTORY_ANSWER_CHARS]
             turn = [f"user: {previous_question}", f"assistant: {answer}"]
             if count_tokens("\n".join(turn + lines)) > limit:
                 break
@@ -291,6 +292,8 @@ class GenerativeAnswerer:
         text, citations, check = check_citations(raw, prompt.passages, scorer, self.settings.citation_min_support)
         check.passages_in_prompt, check.passages_dropped = len(prompt.passages), prompt.dropped
         notes = [f"{prompt.dropped} passage(s) left out to fit the LLM context window"] if prompt.dropped else []
+        if check.dropped:
+            notes.append(f"{check.dropped} sentence(s) of the LLM's answer dropped: no passage supports them")
         if citations:
             confidence = float(np.mean([c.score for c in citations]))
             yield text, Answer(question, text, False, citations, passages, confidence, notes=notes, check=check)
@@ -299,7 +302,8 @@ class GenerativeAnswerer:
             yield ABSTAIN_MESSAGE, Answer(question, ABSTAIN_MESSAGE, True, passages=passages,
                                           notes=notes, check=check)
         else:
-            reason = "no sentence of the LLM's answer was supported by the passages it cited"
+            reason = ("the LLM returned an empty answer" if not raw.strip() else
+                      "no sentence of the LLM's answer was supported by the passages it cited")
             yield self._fallback(question, search, passages, extractive, reason, check)
 
     def _fallback(self, question: str, search: str, passages: list[Passage],
