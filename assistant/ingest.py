@@ -134,6 +134,12 @@ class _Reader(threading.Thread):
                 report.failed.append(LoadProblem(item.doc_id, "duplicate document id in this input; skipped"))
                 continue
             seen_here.add(item.doc_id)
+            size = sum(len(article.text) for article in item.articles)
+            if size > settings.max_document_chars:
+                report.failed.append(LoadProblem(item.doc_id, (
+                    f"{size:,} characters of text, above the {settings.max_document_chars:,} limit "
+                    "(split the file or raise ASSISTANT_MAX_DOCUMENT_CHARS); skipped")))
+                continue
             report.warnings += [f"{item.doc_id}: {w}" for w in item.warnings]
             doc_hash = item.content_hash(print_fn)
             previous = self.stored.get(item.doc_id)
