@@ -233,7 +233,7 @@ def test_bad_input_corpus_gets_one_clear_line_each_and_loses_nothing_else(bot, c
 
     # Handled: the PDF with a broken xref table is repaired, HTML is read as its visible text.
     assert sorted(report.added) == ["broken-xref.pdf", "netflix-ai-job-ad.md", "prompt-injection.md",
-                                    "scripts-and-styles.html"]
+                                    "scripts-and-styles.html", "targeted-injection.md"]
     chunks = {c.metadata["doc_id"]: c.text for c in bot.store.chunks()}
     assert "5.2 metres" in chunks["broken-xref.pdf"]
     html = chunks["scripts-and-styles.html"]
