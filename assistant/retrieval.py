@@ -29,7 +29,9 @@ from assistant.text import terms
 
 IDF_PRIOR_CHUNKS = 100
 PUBLICATION_LAG_DAYS = 2
-RECENT_WINDOW_DAYS = 10
+FUTURE_PENALTY = 0.2
+RECENCY_BOOST = 0.5
+RECENCY_HALF_LIFE_DAYS = 14
 RECENCY_WORDS = ("this week", "last week", "recently", "recent", "latest", "this month", "today",
                  "yesterday", "currently", "now", "new ", "this year", "so far")
 
@@ -214,16 +216,19 @@ def _fuse(passages: list[Passage], settings: Settings) -> None:
 
 
 def _apply_as_of(passages: list[Passage], question: str, as_of: str) -> None:
-    """Demote passages published after ``as_of``; for 'latest'-style questions prefer recent ones."""
+    """Demote passages published after ``as_of`` (plus a publication lag); for "latest"-style
+    questions, favour the newest articles published up to then."""
     asked = date.fromisoformat(as_of[:10])
     cutoff = (asked + timedelta(days=PUBLICATION_LAG_DAYS)).toordinal()
-    recent_from = (asked - timedelta(days=RECENT_WINDOW_DAYS)).toordinal()
     wants_recent = any(word in f" {question.lower()} " for word in RECENCY_WORDS)
-    for passage in passages:
-        ordinal = passage.extra.get("date_ordinal")
-        if ordinal is None:
-            continue
-        if ordinal > cutoff:
-            passage.score *= 0.2
-        elif wants_recent and ordinal >= recent_from:
-            passage.score *= 1.5
+    dated = [p for p in passages if p.extra.get("date_ordinal") is not None]
+    for passage in dated:
+        if passage.extra["date_ordinal"] > cutoff:
+            passage.score *= FUTURE_PENALTY
+    usable = [p.extra["date_ordinal"] for p in dated if p.extra["date_ordinal"] <= cutoff]
+    if wants_recent and usable:
+        newest = max(usable)
+        for passage in dated:
+            age = newest - passage.extra["date_ordinal"]
+            if age >= 0:
+                passage.score *= 1 + RECENCY_BOOST * 0.5 ** (age / RECENCY_HALF_LIFE_DAYS)
