@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -129,3 +130,49 @@ def test_a_malformed_server_address_is_refused(url):
 
     with pytest.raises(StoreError, match="not a Chroma server address"):
         Assistant(Settings(chroma_url=url))
+
+
+# ---------------------------------------------------------------- many users, one app, one server
+
+SESSION_TURNS = ["What job did Netflix advertise for its machine learning platform?", "How much does it pay?",
+                 "What percentage of actors in the guild are paid less than $26,000 a year?"]
+SESSIONS = 20
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_chat_sessions_get_the_single_user_answers(chroma_url, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    from tests.app_server import running_app
+
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    collection = f"app-{uuid.uuid4().hex[:12]}"
+
+    def conversation(url: str) -> list[tuple[dict, float]]:
+        client = Client(url, analytics_enabled=False, verbose=False, download_files=False)  # one session
+        turns = []
+        for message in SESSION_TURNS:
+            started = time.perf_counter()
+            result = client.predict(message=message, api_name="/chat")
+            turns.append((result, time.perf_counter() - started))
+        return turns
+
+    with running_app(tmp_path / "corpus", tmp_path / "store", tmp_path / "app.log",
+                     ASSISTANT_CHROMA_URL=chroma_url, ASSISTANT_COLLECTION=collection) as url:
+        alone = [result for result, _ in conversation(url)]
+        with ThreadPoolExecutor(SESSIONS) as pool:
+            futures = [pool.submit(conversation, url) for _ in range(SESSIONS)]
+            outcomes = [f.exception() or f.result() for f in futures]
+    server(chroma_url).delete_collection(collection)
+
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    assert errors == []
+    assert "$900,000" in alone[1]["answer"] and "87%" in alone[2]["answer"]
+    latencies = sorted(seconds for turns in outcomes for _, seconds in turns)
+    for turns in outcomes:
+        assert [(r["answer"], r["citations"]) for r, _ in turns] == [(r["answer"], r["citations"]) for r in alone]
+    p50, p95 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.95) - 1]
+    print(f"\n{SESSIONS} sessions x {len(SESSION_TURNS)} turns: {len(latencies)} requests, 0 errors; "
+          f"latency p50 {p50:.2f} s, p95 {p95:.2f} s, max {latencies[-1]:.2f} s")
