@@ -24,6 +24,7 @@ import assistant  # noqa: F401  (offline environment before gradio is imported)
 from assistant.answering import Answer, Citation
 from assistant.loading import SUPPORTED_SUFFIXES
 from assistant.pipeline import Assistant, QuestionError
+from assistant.retrieval import Filters
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,22 @@ def answer_payload(answer: Answer) -> dict:
 # ---------------------------------------------------------------- the app
 
 
+def make_filters(source: str = "", since: str = "", until: str = "") -> Filters | None:
+    """Filters from the settings accordion; a malformed date raises QuestionError with the fix."""
+    from datetime import date
+
+    values = {"source": (source or "").strip(), "since": (since or "").strip(), "until": (until or "").strip()}
+    for name in ("since", "until"):
+        if values[name]:
+            try:
+                date.fromisoformat(values[name])
+            except ValueError:
+                raise QuestionError(f"The '{name}' date {values[name]!r} is not a date like 2024-05-31.") from None
+    if not any(values.values()):
+        return None
+    return Filters(**{k: v or None for k, v in values.items()})
+
+
 class ChatApp:
     """The handlers of the Gradio app, over one assistant (one request at a time)."""
 
@@ -206,7 +223,8 @@ class ChatApp:
                 f"Corpus folder: `{_text(s.corpus_dir)}` (uploads go to `{UPLOAD_SUBDIR}/` inside it)")
 
     # -- chat
-    def respond(self, message: str, messages: list, turns: list, top_k: float) -> Iterator[tuple]:
+    def respond(self, message: str, messages: list, turns: list, top_k: float,
+                source: str = "", since: str = "", until: str = "") -> Iterator[tuple]:
         """Stream one turn: (textbox, chat messages, sources panel, turns)."""
         question = (message or "").strip()
         messages = list(messages or [])
@@ -219,9 +237,10 @@ class ChatApp:
         yield "", list(messages), SOURCES_PLACEHOLDER, turns
         answer = None
         try:
+            filters = make_filters(source, since, until)
             with self.lock:
                 for text, final in self.bot.stream(question, top_k=int(top_k) if top_k else None,
-                                                   history=[tuple(t) for t in turns] or None):
+                                                   filters=filters, history=[tuple(t) for t in turns] or None):
                     if final is not None:
                         answer = final
                         break
@@ -368,10 +387,17 @@ def build_app(bot: Assistant):
                     upload_status = gr.Markdown(elem_id="upload-status")
                 with gr.Accordion("Settings", open=False, elem_id="settings-accordion"):
                     top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages to consider (top-k)")
+                    source_filter = gr.Textbox(label="Only sources containing", placeholder="e.g. Guardian",
+                                               elem_id="filter-source")
+                    with gr.Row():
+                        since_filter = gr.Textbox(label="Published since", placeholder="YYYY-MM-DD",
+                                                  elem_id="filter-since")
+                        until_filter = gr.Textbox(label="Published until", placeholder="YYYY-MM-DD",
+                                                  elem_id="filter-until")
                     backend = gr.Markdown(app.backend_text(), elem_id="backend")
 
         # The chat in the browser: streams; kept out of the API docs (use /chat).
-        chat_io = dict(inputs=[message, chatbot, turns, top_k], outputs=[message, chatbot, sources, turns],
+        chat_io = dict(inputs=[message, chatbot, turns, top_k, source_filter, since_filter, until_filter], outputs=[message, chatbot, sources, turns],
                        api_visibility="private", show_progress="hidden")
         message.submit(app.respond, **chat_io)
         send.click(app.respond, **chat_io)

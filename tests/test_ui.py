@@ -216,3 +216,14 @@ def test_readme_front_matter_configures_the_gradio_space():
     assert fields["python_version"].startswith("3.")
     gradio_pin = next(r for r in (ROOT / "requirements.txt").read_text().splitlines() if r.startswith("gradio=="))
     assert gradio_pin == f"gradio=={fields['sdk_version']}"
+
+
+def test_settings_filters_become_retrieval_filters_and_bad_dates_get_a_clear_message():
+    from assistant.pipeline import QuestionError
+    from assistant.ui import make_filters
+
+    assert make_filters("", " ", "") is None
+    filters = make_filters("Guardian", "2023-01-01", "")
+    assert (filters.source, filters.since, filters.until) == ("Guardian", "2023-01-01", None)
+    with pytest.raises(QuestionError, match="2024-05-31"):
+        make_filters("", "last tuesday", "")
