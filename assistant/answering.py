@@ -82,12 +82,16 @@ class Answer:
     confidence: float = 0.0
     latency_ms: float = 0.0
     notes: list[str] = field(default_factory=list)
+    doc_ranking: list[str] = field(default_factory=list)
     # Generated answers (ASSISTANT_LLM=openai): what the citation check did, an
     # assistant.citations.CitationCheck; None for extractive answers.
     check: object | None = None
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
+        """The retrieval's ranking of documents (up to 10), or the documents of the passages."""
+        if self.doc_ranking:
+            return self.doc_ranking[:10]
         seen: list[str] = []
         for passage in self.passages:
             if passage.doc_id not in seen:
@@ -217,6 +221,8 @@ class ExtractiveAnswerer:
         uses_dense = embed is not None and "dense" in self.sentence_model["weights"]
         similarities = (embed(texts) @ embed([question])[0]) if uses_dense else np.zeros(len(texts))
         sentence_terms = [set(terms(t)) for t in texts]
+        top_score = max((p.score for p in passages), default=0.0) or 1.0
+        top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
         out: list[Candidate] = []
         for i, (index, start, end) in enumerate(spans):
             passage = passages[index]
@@ -236,8 +242,10 @@ class ExtractiveAnswerer:
                 "dense": float(similarities[i]),
                 "type_fit": _type_fit(texts[i], info, q_terms),
                 "novelty": novelty,
-                "rank": 1.0 / (1 + index),
-                "bm25_rank": 1.0 / (1 + passage.bm25_rank) if passage.bm25_rank is not None else 0.0,
+                # Relative retrieval scores, not ranks: in a small corpus the passages of one
+                # article score alike and their order says little.
+                "rank": passage.score / top_score,
+                "bm25_rank": passage.bm25 / top_bm25,
                 "short": 1.0 if n_words <= self.max_words else 0.0,
                 "first": 1.0 if start == 0 else 0.0,
             }

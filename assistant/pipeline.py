@@ -12,7 +12,7 @@ from typing import Iterator
 
 from assistant.answering import ABSTAIN_MESSAGE, Answer, ExtractiveAnswerer
 from assistant.ingest import IngestReport, ingest
-from assistant.retrieval import Filters, Retriever
+from assistant.retrieval import Filters, Retriever, ranked_doc_ids
 from assistant.settings import Settings
 from assistant.store import Store
 
@@ -72,13 +72,15 @@ class Assistant:
             from assistant.chat import contextualise
 
             search_query = contextualise(question, history)
-        passages = self.retriever.retrieve(search_query, top_k=top_k, filters=filters)
+        ranked = self.retriever.search(search_query, filters=filters, top_k=top_k)
+        passages = ranked[: top_k or self.settings.top_k]
         if not passages:
             answer = Answer(question, ABSTAIN_MESSAGE, True)
         else:
             index = self.retriever.bm25
             answer = self.answerer.answer(search_query, passages, index.idf, self.retriever.embed)
             answer.question = question
+        answer.doc_ranking = ranked_doc_ids(ranked)
         answer.latency_ms = (time.perf_counter() - started) * 1000
         return answer
 
@@ -101,8 +103,12 @@ class Assistant:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
 
+        ranking: list[str] = []
+
         def retrieve(query: str):
-            return self.retriever.retrieve(query, top_k=top_k, filters=filters)
+            ranked = self.retriever.search(query, filters=filters, top_k=top_k)
+            ranking[:] = ranked_doc_ids(ranked)
+            return ranked[: top_k or self.settings.top_k]
 
         def extractive(query: str, passages) -> Answer:
             return self.answerer.answer(query, passages, self.retriever.bm25.idf, self.retriever.embed)
@@ -110,6 +116,7 @@ class Assistant:
         for text, answer in self.generator.stream(question, history, retrieve, extractive, stream=stream):
             if answer is not None:
                 answer.latency_ms = (time.perf_counter() - started) * 1000
+                answer.doc_ranking = answer.doc_ranking or list(ranking)
             yield text, answer
 
 

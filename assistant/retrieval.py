@@ -153,9 +153,12 @@ class Retriever:
     def retrieve(self, question: str, top_k: int | None = None,
                  filters: Filters | None = None) -> list[Passage]:
         """The ``top_k`` best passages for ``question``, best first."""
-        top_k = top_k or self.settings.top_k
+        return self.search(question, filters, top_k)[: top_k or self.settings.top_k]
+
+    def search(self, question: str, filters: Filters | None = None, top_k: int | None = None) -> list[Passage]:
+        """Every candidate passage (dense and BM25), fused and sorted best first."""
         filters = filters or Filters()
-        candidates = max(self.settings.candidates, top_k)
+        candidates = max(self.settings.candidates, top_k or self.settings.top_k)
         fused: dict[str, Passage] = {}
         for rank, passage in enumerate(self._dense(question, candidates, filters)):
             passage.dense_rank = rank
@@ -172,7 +175,7 @@ class Retriever:
         _fuse(list(fused.values()), self.settings)
         if filters.as_of:
             _apply_as_of(list(fused.values()), question, filters.as_of)
-        return sorted(fused.values(), key=lambda p: -p.score)[:top_k]
+        return sorted(fused.values(), key=lambda p: -p.score)
 
     def _dense(self, question: str, k: int, filters: Filters) -> list[Passage]:
         vector = self.encoder.encode([question])[0]
@@ -192,6 +195,17 @@ class Retriever:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.encoder.encode(texts)
+
+
+def ranked_doc_ids(passages: list[Passage], limit: int = 10) -> list[str]:
+    """Distinct document ids of ``passages`` in order, at most ``limit``."""
+    ids: list[str] = []
+    for passage in passages:
+        if passage.doc_id not in ids:
+            ids.append(passage.doc_id)
+            if len(ids) == limit:
+                break
+    return ids
 
 
 def _fuse(passages: list[Passage], settings: Settings) -> None:

