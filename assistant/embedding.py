@@ -139,18 +139,18 @@ def prepared_model(cache_dir: Path | None = None, quantize: bool = False) -> Pat
     (no ``onnx`` package, or the cache folder is not writable): same vectors, a
     little slower. ``quantize`` has no such fallback, since its vectors differ.
     """
-    source = model_path()
     if cache_dir is None:
         if quantize:
             raise ModelMissingError("embed_quantize needs a model cache folder (ASSISTANT_MODEL_CACHE_DIR).")
-        return source
+        return model_path()
     import onnxruntime as ort
 
     variant = "dynq8" if quantize else "unguarded"
     target = Path(cache_dir).expanduser() / (
         f"minilm-{MODEL_SHA256[:12]}-{variant}-ort{ort.__version__}-v{PREPARED_VERSION}.onnx")
-    if target.is_file():
+    if target.is_file():  # written atomically from a verified source: no need to hash it again
         return target
+    source = model_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _build_prepared(source, target, quantize)

@@ -1,0 +1,184 @@
+"""Ingest throughput: our pipeline against the plain LlamaIndex path, in the same run, on the same chunks.
+
+    python bench/ingest_speed.py                 # ~300 chunks of ~256 tokens, both paths, ratio
+    python bench/ingest_speed.py --sweep         # also the encoder alone: model variant, batch, threads
+    python bench/ingest_speed.py --quantize      # also our pipeline with ASSISTANT_EMBED_QUANTIZE=true
+
+Ours: ``assistant.ingest.ingest`` into a fresh embedded Chroma store (load, hash, chunk in a reader
+thread, embed with the prepared model in length-sorted batches, write). Plain LlamaIndex:
+``VectorStoreIndex.from_documents`` with ``MiniLMEmbedding`` (the same all-MiniLM-L6-v2 weights, run
+from the packaged file) and the same ``SentenceSplitter`` into a ``ChromaVectorStore``. Both are timed
+from reading the JSONL to the last write; "cpu" is process CPU time (all threads), which is less
+affected by other load on a shared machine than wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from corpora import log, long_articles, machine
+
+import assistant  # noqa: F401  (offline environment)
+from assistant.settings import Settings
+
+MINILM_GFLOP_PER_256 = 5.7  # 6 layers x 256 tokens x ~21 MFLOP/token (+ attention)
+
+
+def run_ours(jsonl: Path, base: Path, chunking: dict, **overrides) -> dict:
+    from assistant.ingest import ingest
+    from assistant.store import Store
+
+    settings = Settings(store_dir=base / f"ours-{time.monotonic_ns()}", **chunking, **overrides)
+    store = Store(settings)  # opens the store and loads (or prepares) the model, outside the timing
+    wall, cpu = time.perf_counter(), time.process_time()
+    report = ingest([jsonl], store, settings, progress=False)
+    return {"chunks": report.chunks_added, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def run_llamaindex(jsonl: Path, base: Path, chunking: dict) -> dict:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from assistant.chunking import splitter
+    from assistant.embedding import ChromaEmbeddingFunction, MiniLMEmbedding
+
+    client = chromadb.PersistentClient(path=str(base / f"plain-{time.monotonic_ns()}"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    embed_model = MiniLMEmbedding()
+    collection = client.create_collection("plain", embedding_function=ChromaEmbeddingFunction(embed_model._encoder),
+                                          configuration={"hnsw": {"space": "cosine"}})
+    embed_model.get_text_embedding("warm up")
+    wall, cpu = time.perf_counter(), time.process_time()
+    documents = [Document(id_=r["id"], text=r["text"], metadata={"title": r.get("title", "")})
+                 for r in map(json.loads, open(jsonl))]
+    VectorStoreIndex.from_documents(
+        documents, storage_context=StorageContext.from_defaults(vector_store=ChromaVectorStore(collection)),
+        embed_model=embed_model, transformations=[splitter(chunking["chunk_size"], chunking["chunk_overlap"])])
+    return {"chunks": collection.count(), "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def chunk_stats(jsonl: Path, chunking: dict) -> tuple[int, float, float]:
+    """(chunks, mean cl100k tokens, mean MiniLM word pieces) of our chunking of ``jsonl``."""
+    from llama_index.core.schema import MetadataMode
+
+    from assistant.chunking import chunk_document, count_tokens
+    from assistant.embedding import get_encoder
+    from assistant.loading import load_path
+
+    encoder, texts = get_encoder(), []
+    for doc in load_path(jsonl, jsonl.parent, 1000):
+        for node in chunk_document(doc, "x" * 64, "bench", chunking["chunk_size"], chunking["chunk_overlap"]):
+            texts.append(node.get_content(metadata_mode=MetadataMode.EMBED))
+    pieces = [min(encoder.count_tokens(t), 256) for t in texts]
+    return len(texts), sum(map(count_tokens, texts)) / len(texts), sum(pieces) / len(pieces)
+
+
+def sweep(jsonl: Path, count: int, chunking: dict) -> None:
+    """The encoder alone on ``count`` chunks: model variant x batch size x threads x session options."""
+    import onnxruntime as ort
+    from llama_index.core.schema import MetadataMode
+
+    from assistant.chunking import chunk_document
+    from assistant.embedding import MiniLMEncoder
+    from assistant.loading import load_path
+
+    texts = []
+    for doc in load_path(jsonl, jsonl.parent, 1000):
+        texts += [n.get_content(metadata_mode=MetadataMode.EMBED)
+                  for n in chunk_document(doc, "x" * 64, "b", chunking["chunk_size"], chunking["chunk_overlap"])]
+    texts = texts[:count]
+    cache = Settings().model_cache_dir
+    configs = [
+        ("packaged model (as shipped)", dict(batch_size=8), {}),
+        ("prepared (no NaN guards)", dict(batch_size=8, cache_dir=cache), {}),
+        ("prepared, batch 1", dict(batch_size=1, cache_dir=cache), {}),
+        ("prepared, batch 4", dict(batch_size=4, cache_dir=cache), {}),
+        ("prepared, batch 16", dict(batch_size=16, cache_dir=cache), {}),
+        ("prepared, batch 32", dict(batch_size=32, cache_dir=cache), {}),
+        ("prepared, 1 thread", dict(batch_size=8, threads=1, cache_dir=cache), {}),
+        ("prepared, no spin-waiting", dict(batch_size=8, cache_dir=cache), {"spin": "0"}),
+        ("prepared, basic graph optimisation", dict(batch_size=8, cache_dir=cache), {"level": "basic"}),
+        ("int8 activations (embed_quantize)", dict(batch_size=8, cache_dir=cache, quantize=True), {}),
+    ]
+    reference = None
+    print(f"\nencoder alone, {len(texts)} chunks (best of 2):")
+    print(f"  {'configuration':<38} {'chunks/s':>9} {'chunks/cpu-s':>13} {'cos to shipped':>15}")
+    for label, kwargs, session in configs:
+        encoder = MiniLMEncoder(**kwargs)
+        if session:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = kwargs.get("threads") or 0
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+                                                if session.get("level") == "basic"
+                                                else ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+            if "spin" in session:
+                options.add_session_config_entry("session.intra_op.allow_spinning", session["spin"])
+            encoder.session = ort.InferenceSession(str(encoder.model_file), options,
+                                                   providers=["CPUExecutionProvider"])
+        encoder.encode(texts[:8])
+        best_wall = best_cpu = 0.0
+        for _ in range(2):
+            wall, cpu = time.perf_counter(), time.process_time()
+            vectors = encoder.encode(texts)
+            best_wall = max(best_wall, len(texts) / (time.perf_counter() - wall))
+            best_cpu = max(best_cpu, len(texts) / max(time.process_time() - cpu, 1e-9))
+        if reference is None:
+            reference = vectors
+        cosine = float((vectors * reference).sum(axis=1).mean())
+        print(f"  {label:<38} {best_wall:>9.1f} {best_cpu:>13.1f} {cosine:>15.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=60, help="articles of ~1,200 tokens (~5 chunks each)")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate the two paths this many times; best run")
+    parser.add_argument("--quantize", action="store_true", help="also run ours with embed_quantize")
+    parser.add_argument("--sweep", action="store_true", help="also time the encoder alone in several configurations")
+    parser.add_argument("--sweep-chunks", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=256, help="cl100k tokens (the issue's unit: 256)")
+    parser.add_argument("--chunk-overlap", type=int, default=32)
+    args = parser.parse_args()
+    chunking = {"chunk_size": args.chunk_size, "chunk_overlap": args.chunk_overlap}
+
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        base = Path(tmp)
+        jsonl = long_articles(args.articles, base / "articles.jsonl")
+        chunks, tokens, pieces = chunk_stats(jsonl, chunking)
+        print(f"corpus: {args.articles} articles -> {chunks} chunks, mean {tokens:.0f} cl100k tokens "
+              f"= {pieces:.0f} MiniLM word pieces per chunk")
+        runs: dict[str, list[dict]] = {"ours": [], "llamaindex": [], "ours, embed_quantize": []}
+        for i in range(args.repeat):
+            log(f"round {i + 1}: ours"); runs["ours"].append(run_ours(jsonl, base, chunking))
+            log(f"round {i + 1}: plain LlamaIndex"); runs["llamaindex"].append(run_llamaindex(jsonl, base, chunking))
+            if args.quantize:
+                log(f"round {i + 1}: ours, quantised")
+                runs["ours, embed_quantize"].append(run_ours(jsonl, base, chunking, embed_quantize=True))
+        print(f"\n  {'path':<26} {'chunks':>7} {'seconds':>8} {'chunks/s':>9} {'chunks/cpu-s':>13} {'GFLOP/s':>8}")
+        best = {}
+        for name, results in runs.items():
+            if not results:
+                continue
+            top = min(results, key=lambda r: r["wall"])
+            best[name] = top["chunks"] / top["wall"]
+            rate_cpu = max(r["chunks"] / r["cpu"] for r in results)
+            gflops = best[name] * MINILM_GFLOP_PER_256 * pieces / 256
+            print(f"  {name:<26} {top['chunks']:>7} {top['wall']:>8.1f} {best[name]:>9.1f} {rate_cpu:>13.1f} "
+                  f"{gflops:>8.0f}")
+        print(f"\n  ours / plain LlamaIndex: {best['ours'] / best['llamaindex']:.2f}x chunks/s")
+        if "ours, embed_quantize" in best:
+            print(f"  ours with embed_quantize / plain LlamaIndex: "
+                  f"{best['ours, embed_quantize'] / best['llamaindex']:.2f}x")
+        if args.sweep:
+            sweep(jsonl, args.sweep_chunks, chunking)
+
+
+if __name__ == "__main__":
+    main()

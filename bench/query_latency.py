@@ -1,0 +1,78 @@
+"""Query latency on a 1,000-article corpus, and the cold start of `assistant ask`.
+
+    python bench/query_latency.py                          # builds /tmp/bench-1000 once, then reuses it
+    python bench/query_latency.py --articles 1000 --store /tmp/bench-1000 --questions 227 --cold 3
+
+The corpus is the squad2-dev documents replicated with new ids up to ``--articles``. Latency is
+``Assistant.ask`` (question cleaning, hybrid retrieval, extractive answer with citations) over the
+squad2-dev questions after a short warm-up, with retrieval alone timed separately. Cold start is the
+wall time of a fresh `assistant ask --json` process against the same store (imports, model load,
+store open, BM25 index build, answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from corpora import log, machine, peak_rss_mb, replicated, squad_questions, summary_ms
+
+import assistant  # noqa: F401  (offline environment)
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+
+COLD_QUESTION = "What did BSkyB name their interactive service?"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--articles", type=int, default=1000)
+    parser.add_argument("--store", type=Path, default=Path("/tmp/bench-1000"))
+    parser.add_argument("--questions", type=int, default=227, help="squad2-dev questions to time")
+    parser.add_argument("--cold", type=int, default=3, help="cold `assistant ask` runs")
+    args = parser.parse_args()
+
+    print(f"machine: {machine()}")
+    args.store.mkdir(parents=True, exist_ok=True)
+    corpus = replicated(args.articles, args.store.parent / f"{args.store.name}-articles.jsonl")
+    settings = Settings(store_dir=args.store / "chroma")
+    bot = Assistant(settings)
+    log("ingest (incremental: only the first run embeds)")
+    report = bot.ingest([corpus], progress=True)
+    print(f"corpus: {args.articles} articles, {bot.store.count()} chunks (chunk_size {settings.chunk_size}); "
+          f"ingest: {report.summary().splitlines()[0]}")
+
+    questions = [q["question"] for q in squad_questions()][: args.questions]
+    for question in questions[:5]:
+        bot.ask(question)  # warm-up: BM25 index, ONNX arenas
+    asked, retrieved = [], []
+    for question in questions:
+        started = time.perf_counter()
+        bot.retriever.retrieve(question)
+        retrieved.append((time.perf_counter() - started) * 1000)
+        asked.append(bot.ask(question).latency_ms)
+    print(f"ask (retrieval + extractive answer): {summary_ms(asked)}")
+    print(f"  retrieval alone:                   {summary_ms(retrieved)}")
+    print(f"  peak RSS of this process: {peak_rss_mb():.0f} MB")
+
+    colds = []
+    for _ in range(args.cold):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "assistant.cli", "ask", COLD_QUESTION, "--json",
+                        "--store", str(args.store / "chroma")], check=True, capture_output=True)
+        colds.append(time.perf_counter() - started)
+    if colds:
+        print(f"cold start of `assistant ask --json` (fresh process, same store): median "
+              f"{statistics.median(colds):.2f} s, runs {', '.join(f'{c:.2f}' for c in colds)} s")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import assistant.pipeline"], check=True)
+        print(f"  of which importing assistant.pipeline (llama_index, chromadb, ...): "
+              f"{time.perf_counter() - started:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
