@@ -21,7 +21,7 @@ from assistant.retrieval import Passage
 from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, split_sentences, terms, words
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
-SECOND_SENTENCE_RATIO = 0.0  # a runner-up sentence joins the answer when at least this close
+SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence joins the answer when at least this close
 ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
 
 SENTENCE_FEATURES = ("overlap", "context_overlap", "type_fit", "novelty", "rank",

@@ -22,6 +22,7 @@ REFERRING = re.compile(
 )
 MAX_TURNS = 2
 MAX_ANSWER_TERMS = 6
+OWN_TERMS_TO_STAND_ALONE = 3
 
 
 def is_follow_up(question: str) -> bool:
@@ -47,6 +48,14 @@ def contextualise(question: str, history: list[tuple[str, str]]) -> str:
             seen.add(key)
             extra.append(term.strip(".,"))
     return f"{question} ({' '.join(extra)})" if extra else question
+
+
+def answer_query(question: str, search_query: str) -> str:
+    """What the answerer matches sentences against: the follow-up itself when it says enough on
+    its own ("What do they say AI will do to cinema?"), else the rewritten search query ("How much
+    does it pay?"). Earlier turns' words would otherwise pull the answer back to the earlier one."""
+    own = [w for w in words(question) if w not in STOPWORDS and not REFERRING.fullmatch(w)]
+    return question if len(own) >= OWN_TERMS_TO_STAND_ALONE else search_query
 
 
 def _strip_markers(text: str) -> str:

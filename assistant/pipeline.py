@@ -67,18 +67,19 @@ class Assistant:
             return answer
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-        search_query = question
+        search_query = answer_query = question
         if history:
-            from assistant.chat import contextualise
+            from assistant import chat
 
-            search_query = contextualise(question, history)
+            search_query = chat.contextualise(question, history)
+            answer_query = chat.answer_query(question, search_query)
         ranked = self.retriever.search(search_query, filters=filters, top_k=top_k)
         passages = ranked[: top_k or self.settings.top_k]
         if not passages:
             answer = Answer(question, ABSTAIN_MESSAGE, True)
         else:
             index = self.retriever.bm25
-            answer = self.answerer.answer(search_query, passages, index.idf, self.retriever.embed)
+            answer = self.answerer.answer(answer_query, passages, index.idf, self.retriever.embed)
             answer.question = question
         answer.doc_ranking = ranked_doc_ids(ranked)
         answer.latency_ms = (time.perf_counter() - started) * 1000

@@ -1,0 +1,35 @@
+"""Multi-turn context without an LLM: follow-ups borrow the salient words of earlier turns."""
+
+from assistant.chat import answer_query, contextualise, is_follow_up
+
+JOB = "What job did Netflix advertise for its machine learning platform?"
+
+
+def test_pronoun_follow_up_is_rewritten_with_the_earlier_question():
+    rewritten = contextualise("How much does it pay?", [(JOB, "A product manager ... [1]")])
+    assert rewritten.startswith("How much does it pay?")
+    assert "Netflix" in rewritten and "machine" in rewritten
+
+
+def test_self_contained_question_is_left_alone():
+    question = "What percentage of guild actors earn less than $26,000 a year?"
+    assert not is_follow_up(question)
+    assert contextualise(question, [(JOB, "...")]) == question
+
+
+def test_follow_up_that_says_enough_is_answered_on_its_own_words():
+    question = "What do they say AI will do to the perception of cinema?"
+    search = contextualise(question, [("Which alliance negotiates with the unions?", "The AMPTP [1]")])
+    assert search != question, "retrieval still gets the earlier context"
+    assert answer_query(question, search) == question
+
+
+def test_bare_follow_up_is_answered_with_the_rewritten_query():
+    search = contextualise("How much does it pay?", [(JOB, "...")])
+    assert answer_query("How much does it pay?", search) == search
+
+
+def test_follow_up_about_the_seed_article_is_answered_about_the_earlier_job(seeded_bot):
+    first = seeded_bot.ask(JOB)
+    answer = seeded_bot.ask("How much does it pay?", history=[(JOB, first.text)])
+    assert "$900,000" in answer.text and not answer.abstained
