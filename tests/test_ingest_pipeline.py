@@ -18,12 +18,13 @@ TEXTS = ["The harbour opened in 1850.", "How many ships did the lighthouse keepe
          "A much longer passage about tides, ferries and the old pier. " * 20, "x"]
 
 
-def test_prepared_model_has_no_nan_guards_and_gives_the_same_vectors(tmp_path):
+def test_prepared_model_has_no_nan_guards_fuses_gelu_and_gives_the_same_vectors(tmp_path):
     onnx = pytest.importorskip("onnx")
     prepared = prepared_model(tmp_path)
     assert prepared.parent == tmp_path and prepared != model_path()
     ops = {node.op_type for node in onnx.load(str(prepared)).graph.node}
     assert "IsNaN" not in ops and "Where" in {n.op_type for n in onnx.load(str(model_path())).graph.node}
+    assert "BiasGelu" in ops and "Erf" not in ops
     fast = MiniLMEncoder(cache_dir=tmp_path).encode(TEXTS)
     shipped = MiniLMEncoder(cache_dir=None).encode(TEXTS)
     assert np.allclose(fast, shipped, atol=1e-6)
