@@ -171,6 +171,9 @@ def prepared_model(cache_dir: Path | None = None, quantize: bool = False) -> Pat
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _build_prepared(source, target, quantize)
+        for older in target.parent.glob(target.name.rsplit("-v", 1)[0] + "-v*.onnx"):
+            if older != target:
+                older.unlink(missing_ok=True)  # an earlier PREPARED_VERSION of the same model
         return target
     except ImportError:
         if quantize:
