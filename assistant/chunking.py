@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import RelatedNodeInfo, TextNode
 
 from assistant.loading import LoadedDocument, date_ordinal
 
@@ -69,8 +69,13 @@ def chunk_document(doc: LoadedDocument, doc_hash: str, origin: str,
             excluded_llm_metadata_keys=[k for k in metadata if k not in EMBEDDED_METADATA],
         )
         page_nodes = parser.get_nodes_from_documents([document])
+        renamed = {}
         for position, node in enumerate(page_nodes):
-            node.id_ = f"{doc.doc_id}::{doc_hash[:12]}::{article.page or 0}:{position}"
+            renamed[node.id_] = node.id_ = f"{doc.doc_id}::{doc_hash[:12]}::{article.page or 0}:{position}"
+        for node in page_nodes:  # previous/next links point at the splitter's random ids until renamed
+            for related in node.relationships.values():
+                if isinstance(related, RelatedNodeInfo) and related.node_id in renamed:
+                    related.node_id = renamed[related.node_id]
         nodes.extend(page_nodes)
     for index, node in enumerate(nodes):
         node.metadata["chunk_index"] = index

@@ -191,3 +191,16 @@ def test_squad_documents_keep_their_ids_through_the_cli(tmp_path):
     assert set(data) == {"question", "answer", "abstained", "citations", "retrieved_doc_ids", "latency_ms"}
     assert data["retrieved_doc_ids"][0] == first["id"]
     assert all(set(c) == {"n", "doc_id", "title", "source", "page", "quote", "score"} for c in data["citations"])
+
+
+def test_chunking_the_same_document_twice_gives_identical_nodes(corpus_dir):
+    from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+    from assistant.chunking import chunk_document
+    from assistant.loading import load_path
+
+    doc = next(load_path(corpus_dir / "netflix-ai-job-ad.md", corpus_dir, 10))
+    first, second = (chunk_document(doc, "0" * 64, "origin", 64, 8) for _ in range(2))
+    assert len(first) > 2
+    assert [node_to_metadata_dict(n) for n in first] == [node_to_metadata_dict(n) for n in second]
+    assert first[1].prev_node.node_id == first[0].node_id
