@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant.retrieval import Passage
-from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, split_sentences, terms, words
+from assistant.text import (CAPITALISED, DATE, NUMBER, STOPWORDS, looks_like_injection, split_sentences,
+                            terms, words)
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
 SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence joins the answer when at least this close
@@ -212,6 +213,8 @@ class ExtractiveAnswerer:
         spans, texts = [], []
         for index, passage in enumerate(passages):
             for start, end in split_sentences(passage.text):
+                if looks_like_injection(passage.text[start:end]):
+                    continue  # hostile text in a document is never an answer
                 spans.append((index, start, end))
                 texts.append(passage.text[start:end])
         if not texts:
