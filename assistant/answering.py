@@ -25,7 +25,7 @@ WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
 SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence joins the answer when at least this close
 ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
 
-SENTENCE_FEATURES = ("overlap", "context_overlap", "type_fit", "novelty", "rank",
+SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "novelty", "rank",
                      "bm25_rank", "short", "first")
 ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
                    "max_missing_idf", "negation_mismatch", "contrast", "margin")
@@ -120,6 +120,8 @@ def _contrast_index() -> dict[str, int]:
     return _CONTRAST
 
 
+REFERS_BACK = re.compile(r"\W*(?:it|its|it's|they|their|them|he|his|him|she|her|this|these|those|there|"
+                         r"the (?:latter|former|same)|such)\b", re.I)
 _NEGATION = re.compile(r"\b(not|never|no|n't|without|neither|nor|cannot|none)\b|n't\b", re.I)
 
 
@@ -236,11 +238,17 @@ class ExtractiveAnswerer:
                     context |= sentence_terms[j]
             context |= set(terms(passage.title))
             overlap = sum(weight[t] for t in q_terms & s_terms) / total
+            # "Its mascot is ..." continues the sentence before it: read the two together.
+            resolved = set(s_terms)
+            if REFERS_BACK.match(texts[i]) and i > 0 and spans[i - 1][0] == index:
+                resolved |= sentence_terms[i - 1]
+            resolved_overlap = sum(weight[t] for t in q_terms & resolved) / total
             context_overlap = sum(weight[t] for t in q_terms & context) / total
             novelty = len(s_terms - q_terms) / max(len(s_terms), 1)
             n_words = len(texts[i].split())
             features = {
                 "overlap": overlap,
+                "resolved_overlap": resolved_overlap,
                 "context_overlap": context_overlap,
                 "dense": float(similarities[i]),
                 "type_fit": _type_fit(texts[i], info, q_terms),
@@ -330,13 +338,20 @@ class ExtractiveAnswerer:
         best = candidates[0]
         chosen = [best]
         budget = self.max_words - length(best) - 1  # each sentence also carries a [n] marker
-        for other in candidates[1:4]:
+        text = passages[best.passage_index].text
+        # The sentence right after the best one that refers back to it ("Its mascot is ...") often
+        # holds the answer the best one sets up; it goes first in line for the second place.
+        follow = [c for c in candidates[1:] if c.passage_index == best.passage_index and c.start >= best.end
+                  and not text[best.end:c.start].strip() and REFERS_BACK.match(text[c.start:c.end])]
+        runners = follow + [c for c in candidates[1:4] if c.score >= SECOND_SENTENCE_RATIO * best.score]
+        for other in runners:
             if len(chosen) >= self.max_sentences:
                 break
-            if other.score < SECOND_SENTENCE_RATIO * best.score or length(other) + 1 > budget:
+            if other in chosen or length(other) + 1 > budget:
                 continue
             chosen.append(other)
             budget -= length(other) + 1
+        chosen.sort(key=lambda c: (c.passage_index != best.passage_index, c.passage_index, c.start))
         return chosen
 
     def _compose(self, question: str, chosen: list[Candidate], passages: list[Passage],
