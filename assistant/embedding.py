@@ -24,7 +24,6 @@ import hashlib
 import logging
 import os
 import threading
-from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Sequence
@@ -253,17 +252,39 @@ class MiniLMEncoder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
-@lru_cache(maxsize=4)
+_encoders: dict[tuple, MiniLMEncoder] = {}
+_encoders_lock = threading.Lock()
+
+
 def get_encoder(batch_size: int = 8, threads: int = 0, cache_dir: Path | None = None,
                 quantize: bool = False) -> MiniLMEncoder:
-    """One encoder (one ONNX session) per process and configuration."""
-    return MiniLMEncoder(batch_size=batch_size, threads=threads, cache_dir=cache_dir, quantize=quantize)
+    """One encoder (one ONNX session) per process and configuration; concurrent callers share it."""
+    key = (batch_size, threads, cache_dir, quantize)
+    with _encoders_lock:  # held while loading, so that a second caller waits instead of loading twice
+        if key not in _encoders:
+            _encoders[key] = MiniLMEncoder(batch_size=batch_size, threads=threads, cache_dir=cache_dir,
+                                           quantize=quantize)
+        return _encoders[key]
 
 
 def encoder_for(settings) -> MiniLMEncoder:
     """The shared encoder that ``settings`` ask for (ingest and questions must use the same)."""
     return get_encoder(settings.embed_batch_size, settings.embed_threads, settings.model_cache_dir,
                        settings.embed_quantize)
+
+
+def preload_encoder(settings) -> None:
+    """Start loading the encoder in a background thread (cold start: it overlaps opening the store).
+
+    A failure is not reported here: the next :func:`encoder_for` raises it.
+    """
+    def load() -> None:
+        try:
+            encoder_for(settings)
+        except Exception:  # noqa: BLE001 (raised again, with its message, by the caller's encoder_for)
+            pass
+
+    threading.Thread(target=load, name="load-encoder", daemon=True).start()
 
 
 class MiniLMEmbedding(BaseEmbedding):
@@ -297,10 +318,14 @@ class MiniLMEmbedding(BaseEmbedding):
 class ChromaEmbeddingFunction(EmbeddingFunction[Documents]):
     """Chroma embedding function, so that Chroma never loads its own (downloading) default."""
 
-    def __init__(self, encoder: MiniLMEncoder | None = None) -> None:
-        self._encoder = encoder or get_encoder()
+    def __init__(self, encoder: MiniLMEncoder | None = None, loader=None) -> None:
+        """``encoder``, or ``loader()`` to get one when first needed (we always pass vectors to Chroma)."""
+        self._encoder = encoder
+        self._loader = loader or get_encoder
 
     def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 (Chroma's name)
+        if self._encoder is None:
+            self._encoder = self._loader()
         return list(self._encoder.encode(list(input)))
 
     @staticmethod

@@ -17,7 +17,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from assistant.embedding import ChromaEmbeddingFunction, encoder_for
+from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
 from assistant.settings import Settings
 
 GET_PAGE = 5000
@@ -105,11 +105,11 @@ class Store:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = _client(settings)
-        encoder = encoder_for(settings)
+        preload_encoder(settings)
         try:
             self.collection = self.client.get_or_create_collection(
                 settings.collection,
-                embedding_function=ChromaEmbeddingFunction(encoder),
+                embedding_function=ChromaEmbeddingFunction(loader=lambda: encoder_for(settings)),
                 configuration={"hnsw": {"space": "cosine"}},
             )
         except Exception as exc:
