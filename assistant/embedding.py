@@ -84,13 +84,12 @@ def _drop_nan_guards(model) -> int:
         if test is not None and test.op_type == "IsNaN" and test.input[0] == node.input[2]:
             rename[node.output[0]] = node.input[2]
             dropped += [node, test]
+    if {o.name for o in graph.output} & set(rename):
+        return 0  # never rewire a graph output; leave the model as it is
     for node in graph.node:
         for i, name in enumerate(node.input):
             if name in rename:
                 node.input[i] = rename[name]
-    graph_outputs = {o.name for o in graph.output}
-    if graph_outputs & set(rename):
-        return 0  # never rewire a graph output; leave the model as it is
     for node in dropped:
         graph.node.remove(node)
     return len(dropped) // 2
@@ -135,7 +134,8 @@ def _build_prepared(source: Path, target: Path, quantize: bool) -> None:
             options.optimized_model_filepath = str(folded)
             ort.InferenceSession(str(unguarded), options, providers=["CPUExecutionProvider"])
             quiet = logging.getLogger()
-            level, quiet.level = quiet.level, logging.ERROR  # the quantiser logs advice at WARNING
+            level = quiet.level
+            quiet.setLevel(logging.ERROR)  # the quantiser logs advice at WARNING
             try:
                 quantize_dynamic(str(folded), str(scratch), weight_type=QuantType.QInt8, per_channel=True)
             finally:
