@@ -139,7 +139,7 @@ def fit_passages(question: str, passages: list[Passage], settings: Settings) -> 
 class GenerativeAnswerer:
     """Answers with an OpenAI-compatible LLM, checks its citations, and falls back to extractive answers.
 
-    ``retriever`` gives ``embed`` (MiniLM) and ``bm25.idf`` for the support score; ``llm`` defaults
+    ``retriever`` gives ``embed`` (MiniLM) and ``idf`` for the support score; ``llm`` defaults
     to :func:`build_llm` of ``settings``.
     """
 
@@ -272,7 +272,7 @@ class GenerativeAnswerer:
         except LLMError as error:
             yield self._fallback(question, search, passages, extractive, str(error))
             return
-        scorer = SupportScorer(self.retriever.bm25.idf, _cached(self.retriever.embed))
+        scorer = SupportScorer(self.retriever.idf, _cached(self.retriever.embed))
         raw = ""
         shown = (0, "")  # (complete sentences checked, their checked text)
         try:

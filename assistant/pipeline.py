@@ -78,8 +78,7 @@ class Assistant:
         if not passages:
             answer = Answer(question, ABSTAIN_MESSAGE, True)
         else:
-            index = self.retriever.bm25
-            answer = self.answerer.answer(answer_query, passages, index.idf, self.retriever.embed)
+            answer = self.answerer.answer(answer_query, passages, self.retriever.idf, self.retriever.embed)
             answer.question = question
         answer.doc_ranking = ranked_doc_ids(ranked)
         answer.latency_ms = (time.perf_counter() - started) * 1000
@@ -112,7 +111,7 @@ class Assistant:
             return ranked[: top_k or self.settings.top_k]
 
         def extractive(query: str, passages) -> Answer:
-            return self.answerer.answer(query, passages, self.retriever.bm25.idf, self.retriever.embed)
+            return self.answerer.answer(query, passages, self.retriever.idf, self.retriever.embed)
 
         for text, answer in self.generator.stream(question, history, retrieve, extractive, stream=stream):
             if answer is not None:

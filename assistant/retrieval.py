@@ -150,6 +150,10 @@ class Retriever:
                 self._bm25_revision = revision
             return self._bm25
 
+    def idf(self, term: str) -> float:
+        """Term weight from the BM25 index the last search used (no second freshness check)."""
+        return (self._bm25 or self.bm25).idf(term)
+
     def retrieve(self, question: str, top_k: int | None = None,
                  filters: Filters | None = None) -> list[Passage]:
         """The ``top_k`` best passages for ``question``, best first."""

@@ -95,3 +95,18 @@ def machine() -> str:
 
 def log(*parts) -> None:
     print(*parts, file=sys.stderr, flush=True)
+
+
+def time_questions(bot, questions: list[str], warm_up: int) -> tuple[list[float], list[float]]:
+    """(ask ms, retrieval-only ms) per question, after ``warm_up`` untimed questions (BM25, ONNX arenas)."""
+    import time
+
+    for question in questions[:warm_up]:
+        bot.ask(question)
+    asked, retrieved = [], []
+    for question in questions:
+        started = time.perf_counter()
+        bot.retriever.retrieve(question)
+        retrieved.append((time.perf_counter() - started) * 1000)
+        asked.append(bot.ask(question).latency_ms)
+    return asked, retrieved

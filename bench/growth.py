@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from corpora import log, machine, peak_rss_mb, percentile, replicated, squad_documents, squad_questions
+from corpora import (log, machine, peak_rss_mb, percentile, replicated, squad_documents, squad_questions,
+                     time_questions)
 
 import assistant  # noqa: F401  (offline environment)
 from assistant.pipeline import Assistant
@@ -55,14 +56,7 @@ def main() -> None:
             total_seconds += seconds
             done = articles
             chunks = bot.store.count()
-            for question in questions[:3]:
-                bot.ask(question)  # rebuild BM25 and warm up outside the timing
-            asked, retrieved = [], []
-            for question in questions:
-                started = time.perf_counter()
-                bot.retriever.retrieve(question)
-                retrieved.append((time.perf_counter() - started) * 1000)
-                asked.append(bot.ask(question).latency_ms)
+            asked, retrieved = time_questions(bot, questions, warm_up=3)  # warm-up rebuilds BM25 untimed
             print(f"{articles / per_copy:>4.1f}x {articles:>8} {chunks:>7} {seconds:>7.0f} "
                   f"{report.chunks_added / seconds:>13.1f} {total_seconds:>16.0f} {percentile(asked, 50):>10.0f} "
                   f"{percentile(asked, 95):>10.0f} {percentile(retrieved, 50):>15.0f} {peak_rss_mb():>11.0f}",

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from corpora import log, machine, peak_rss_mb, replicated, squad_questions, summary_ms
+from corpora import log, machine, peak_rss_mb, replicated, squad_questions, summary_ms, time_questions
 
 import assistant  # noqa: F401  (offline environment)
 from assistant.pipeline import Assistant
@@ -48,14 +48,7 @@ def main() -> None:
           f"ingest: {report.summary().splitlines()[0]}")
 
     questions = [q["question"] for q in squad_questions()][: args.questions]
-    for question in questions[:5]:
-        bot.ask(question)  # warm-up: BM25 index, ONNX arenas
-    asked, retrieved = [], []
-    for question in questions:
-        started = time.perf_counter()
-        bot.retriever.retrieve(question)
-        retrieved.append((time.perf_counter() - started) * 1000)
-        asked.append(bot.ask(question).latency_ms)
+    asked, retrieved = time_questions(bot, questions, warm_up=5)
     print(f"ask (retrieval + extractive answer): {summary_ms(asked)}")
     print(f"  retrieval alone:                   {summary_ms(retrieved)}")
     print(f"  peak RSS of this process: {peak_rss_mb():.0f} MB")

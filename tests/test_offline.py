@@ -57,17 +57,22 @@ socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo = connect, c
 '''
 
 
-def test_ingest_and_ask_make_no_connection_beyond_loopback(tmp_path):
+def guarded(tmp_path: Path, env: dict) -> tuple[dict, Path]:
+    """``env`` with the socket guard loaded into every Python process, and the log it records to."""
     guard = tmp_path / "guard"
     guard.mkdir()
     (guard / "sitecustomize.py").write_text(GUARD)
     attempts = tmp_path / "attempts.log"
     attempts.write_text("")
+    return {**env, "PYTHONPATH": os.pathsep.join([str(guard), env.get("PYTHONPATH", "")]),
+            "NETWORK_ATTEMPTS_LOG": str(attempts)}, attempts
+
+
+def test_ingest_and_ask_make_no_connection_beyond_loopback(tmp_path):
     shutil.copytree(CORPUS, tmp_path / "corpus")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTANT_", "HF_", "GRADIO_"))}
-    env.update(PYTHONPATH=os.pathsep.join([str(guard), env.get("PYTHONPATH", "")]),
-               NETWORK_ATTEMPTS_LOG=str(attempts), HOME=str(tmp_path / "home"),
-               ASSISTANT_MODEL_CACHE_DIR=str(tmp_path / "model-cache"))
+    env, attempts = guarded(tmp_path, {k: v for k, v in os.environ.items()
+                                       if not k.startswith(("ASSISTANT_", "HF_", "GRADIO_"))})
+    env.update(HOME=str(tmp_path / "home"), ASSISTANT_MODEL_CACHE_DIR=str(tmp_path / "model-cache"))
     run = [sys.executable, "-m", "assistant.cli"]
     common = ["--store", str(tmp_path / "store")]
     subprocess.run(run + ["ingest", str(tmp_path / "corpus"), "--quiet", *common], env=env, cwd=tmp_path,
@@ -79,12 +84,7 @@ def test_ingest_and_ask_make_no_connection_beyond_loopback(tmp_path):
 
 
 def test_the_guard_really_blocks_and_records(tmp_path):
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(GUARD)
-    attempts = tmp_path / "attempts.log"
-    attempts.write_text("")
-    env = {**os.environ, "PYTHONPATH": str(guard), "NETWORK_ATTEMPTS_LOG": str(attempts)}
+    env, attempts = guarded(tmp_path, dict(os.environ))
     code = "import socket\ntry:\n    socket.create_connection(('93.184.216.34', 80), timeout=1)\nexcept OSError:\n    pass"
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert "93.184.216.34" in attempts.read_text()
