@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
-from assistant.retrieval import Passage
+from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
+                                sentence_updates)
 from assistant.text import (CAPITALISED, DATE, NUMBER, STOPWORDS, looks_like_injection, split_sentences,
                             terms, words)
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
 SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence joins the answer when at least this close
-ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "novelty", "rank",
                      "bm25_rank", "short", "first")
@@ -47,68 +48,6 @@ CONTRAST_CLASSES = [
     "allow forbid support oppose accept reject inside outside above below add remove",
 ]
 _CONTRAST: dict[str, int] = {}
-
-
-@dataclass
-class Citation:
-    """A numbered source of an answer: the passage and the exact quoted span."""
-
-    n: int
-    doc_id: str
-    title: str
-    source: str
-    page: int | None
-    quote: str
-    score: float
-    url: str = ""
-    date: str = ""
-    passage: str = ""
-    chunk_id: str = ""
-
-    def public(self) -> dict:
-        """The fields of the ``ask --json`` contract."""
-        return {"n": self.n, "doc_id": self.doc_id, "title": self.title, "source": self.source,
-                "page": self.page, "quote": self.quote, "score": round(self.score, 4)}
-
-
-@dataclass
-class Answer:
-    """An answer with its citations, or an abstention."""
-
-    question: str
-    text: str
-    abstained: bool
-    citations: list[Citation] = field(default_factory=list)
-    passages: list[Passage] = field(default_factory=list)
-    confidence: float = 0.0
-    latency_ms: float = 0.0
-    notes: list[str] = field(default_factory=list)
-    doc_ranking: list[str] = field(default_factory=list)
-    # Generated answers (ASSISTANT_LLM=openai): what the citation check did, an
-    # assistant.citations.CitationCheck; None for extractive answers.
-    check: object | None = None
-
-    @property
-    def retrieved_doc_ids(self) -> list[str]:
-        """The retrieval's ranking of documents (up to 10), or the documents of the passages."""
-        if self.doc_ranking:
-            return self.doc_ranking[:10]
-        seen: list[str] = []
-        for passage in self.passages:
-            if passage.doc_id not in seen:
-                seen.append(passage.doc_id)
-        return seen[:10]
-
-    def to_json(self) -> dict:
-        """Exactly the ``assistant ask --json`` object."""
-        return {
-            "question": self.question,
-            "answer": self.text,
-            "abstained": self.abstained,
-            "citations": [c.public() for c in self.citations],
-            "retrieved_doc_ids": self.retrieved_doc_ids,
-            "latency_ms": round(self.latency_ms, 1),
-        }
 
 
 def _contrast_index() -> dict[str, int]:
@@ -319,6 +258,13 @@ class ExtractiveAnswerer:
 
     # -- answering
 
+    def respond(self, query: Query, passages: list[Passage], evidence: Evidence,
+                stream: bool = True) -> Iterator[Update]:
+        """The answerer interface: the answer to ``query.answer`` from ``passages``, one sentence at a time."""
+        answer = self.answer(query.answer, passages, evidence.idf, evidence.embed)
+        answer.question = query.question
+        yield from sentence_updates(answer)
+
     def answer(self, question: str, passages: list[Passage], idf, embed=None) -> Answer:
         """An :class:`Answer` (not yet timed) for ``question`` from ``passages``."""
         info, candidates = self.candidates(question, passages, idf, embed)
@@ -367,11 +313,7 @@ class ExtractiveAnswerer:
             n = numbers.get(candidate.passage_index)
             if n is None:
                 n = numbers[candidate.passage_index] = len(numbers) + 1
-                citations.append(Citation(
-                    n=n, doc_id=passage.doc_id, title=passage.title, source=passage.source,
-                    page=passage.page, quote=quote, score=candidate.score, url=passage.url,
-                    date=passage.date, passage=passage.text, chunk_id=passage.chunk_id,
-                ))
+                citations.append(Citation.of(n, passage, quote, candidate.score))
             else:
                 citations[n - 1].quote += " … " + quote
             parts.append(f"{quote} [{n}]")

@@ -1,4 +1,11 @@
-"""Multi-turn context without an LLM: rewrite follow-ups with the salient terms of earlier turns.
+"""Rewriting a question with its conversation: the first step of every answer.
+
+A rewriter turns (question, earlier turns) into a :class:`Query`: what to search
+for and what to answer. :class:`RuleRewriter` is the default and needs no LLM;
+:class:`LLMCondenser` asks the LLM for a standalone question and falls back to
+the rule-based rewrite when the endpoint fails.
+
+Multi-turn context without an LLM: rewrite follow-ups with the salient terms of earlier turns.
 
 "How much does it pay?" after "What job did Netflix advertise for its machine
 learning platform?" only makes sense with the first question in mind. A
@@ -11,8 +18,15 @@ same article and sentence scoring still favours what the new question asks.
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
-from assistant.text import CAPITALISED, STOPWORDS, words
+from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONDENSE_PROMPT_TEMPLATE
+from llama_index.core.llms import ChatMessage, MessageRole
+from llama_index.core.prompts import PromptTemplate
+
+from assistant.contract import Query
+from assistant.llm import LLMClient, LLMError
+from assistant.text import CAPITALISED, STOPWORDS, count_tokens, words
 
 REFERRING = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|hers|there|"
@@ -23,6 +37,62 @@ REFERRING = re.compile(
 MAX_TURNS = 2
 MAX_ANSWER_TERMS = 6
 OWN_TERMS_TO_STAND_ALONE = 3
+CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
+CONDENSE_HISTORY_TURNS = 3
+CONDENSE_ANSWER_CHARS = 600
+
+History = list[tuple[str, str]]
+
+
+class Rewriter(Protocol):
+    """Turns a question and the earlier (question, answer) turns into the :class:`Query` to run."""
+
+    def rewrite(self, question: str, history: History) -> Query: ...
+
+
+class RuleRewriter:
+    """The default: a follow-up is searched with the salient terms of earlier turns (no LLM)."""
+
+    def rewrite(self, question: str, history: History) -> Query:
+        search = contextualise(question, history)
+        return Query(question, search, answer_query(question, search))
+
+
+class LLMCondenser:
+    """A follow-up rewritten by the LLM into a standalone question (LlamaIndex's condense prompt,
+    as ``CondensePlusContextChatEngine`` does); the rule-based rewrite when the endpoint fails."""
+
+    def __init__(self, client: LLMClient, token_budget: int, fallback: Rewriter | None = None) -> None:
+        self.client = client
+        self.token_budget = token_budget  # for the history in the condense prompt
+        self.fallback = fallback or RuleRewriter()
+
+    def rewrite(self, question: str, history: History) -> Query:
+        if not history:
+            return Query(question, question, question)
+        try:
+            condensed = self.condense(question, history)
+        except LLMError as error:
+            query = self.fallback.rewrite(question, history)
+            query.rewrite_error = str(error)
+            return query
+        return Query(question, condensed, condensed)
+
+    def condense(self, question: str, history: History) -> str:
+        """A standalone version of a follow-up ``question``, written by the LLM from the history."""
+        lines: list[str] = []
+        for previous_question, previous_answer in reversed(history[-CONDENSE_HISTORY_TURNS:]):
+            answer = re.sub(r"^Note: .*\n+", "", previous_answer or "")  # a fallback's note is not content
+            answer = re.sub(r"\s*\[\d+\]", "", answer)[:CONDENSE_ANSWER_CHARS]
+            turn = [f"user: {previous_question}", f"assistant: {answer}"]
+            if count_tokens("\n".join(turn + lines)) > self.token_budget:
+                break
+            lines = turn + lines
+        prompt = CONDENSE_PROMPT.format(chat_history="\n".join(lines), question=question)
+        text = self.client.complete([ChatMessage(role=MessageRole.USER, content=prompt)])
+        condensed = next((line.strip(" \"'") for line in text.splitlines() if line.strip()), "")
+        condensed = re.sub(r"^(standalone question|question)\s*:\s*", "", condensed, flags=re.I)
+        return condensed or question
 
 
 def is_follow_up(question: str) -> bool:

@@ -2,7 +2,8 @@
 
 Chunk ids are deterministic (document id, content hash, page, position), so the
 same input always gives the same chunks: re-ingesting is idempotent and an
-interrupted ingest can be completed without duplicates.
+interrupted ingest can be completed without duplicates. The splitter assigns
+them itself (``id_func``), before it links each chunk to its previous and next.
 """
 
 from __future__ import annotations
@@ -11,24 +12,24 @@ from functools import lru_cache
 
 from llama_index.core import Document
 from llama_index.core.node_parser import SentenceSplitter
-from llama_index.core.schema import RelatedNodeInfo, TextNode
+from llama_index.core.schema import TextNode
 
-from assistant.loading import LoadedDocument, date_ordinal
+from assistant.contract import Meta, date_ordinal
+from assistant.loading import LoadedDocument
+from assistant.text import count_tokens, token_encoder  # noqa: F401  (count_tokens: re-exported)
 
-ENCODING = "cl100k_base"
 # Only the title is embedded with the text; the rest of the metadata is for citations.
-EMBEDDED_METADATA = ("title",)
+EMBEDDED_METADATA = (Meta.TITLE,)
 
 
-@lru_cache(maxsize=1)
-def token_encoder():
-    import tiktoken
-
-    return tiktoken.get_encoding(ENCODING)
+def chunk_id(doc_id: str, doc_hash: str, page: int, position: int) -> str:
+    """The id of chunk ``position`` of ``page`` of a document with content hash ``doc_hash``."""
+    return f"{doc_id}::{doc_hash[:12]}::{page}:{position}"
 
 
-def count_tokens(text: str) -> int:
-    return len(token_encoder().encode(text, disallowed_special=()))
+def _id_func(position: int, document: Document) -> str:
+    meta = document.metadata
+    return chunk_id(meta[Meta.DOC_ID], meta[Meta.DOC_HASH], meta[Meta.PAGE], position)
 
 
 @lru_cache(maxsize=8)
@@ -38,6 +39,7 @@ def splitter(chunk_size: int, chunk_overlap: int) -> SentenceSplitter:
         chunk_size=chunk_size,
         chunk_overlap=chunk_overlap,
         tokenizer=lambda text: encode(text, disallowed_special=()),
+        id_func=_id_func,
     )
 
 
@@ -48,19 +50,19 @@ def chunk_document(doc: LoadedDocument, doc_hash: str, origin: str,
     nodes: list[TextNode] = []
     for article in doc.articles:
         metadata = {
-            "doc_id": doc.doc_id,
-            "title": article.title,
-            "source": article.source,
-            "date": article.date,
-            "url": article.url,
-            "page": article.page or 0,
-            "outlets": article.outlets,
-            "doc_hash": doc_hash,
-            "origin": origin,
+            Meta.DOC_ID: doc.doc_id,
+            Meta.TITLE: article.title,
+            Meta.SOURCE: article.source,
+            Meta.DATE: article.date,
+            Meta.URL: article.url,
+            Meta.PAGE: article.page or 0,
+            Meta.OUTLETS: article.outlets,
+            Meta.DOC_HASH: doc_hash,
+            Meta.ORIGIN: origin,
         }
         ordinal = date_ordinal(article.date)
         if ordinal is not None:
-            metadata["date_ordinal"] = ordinal
+            metadata[Meta.DATE_ORDINAL] = ordinal
         document = Document(
             id_=doc.doc_id,
             text=article.text,
@@ -68,18 +70,10 @@ def chunk_document(doc: LoadedDocument, doc_hash: str, origin: str,
             excluded_embed_metadata_keys=[k for k in metadata if k not in EMBEDDED_METADATA],
             excluded_llm_metadata_keys=[k for k in metadata if k not in EMBEDDED_METADATA],
         )
-        page_nodes = parser.get_nodes_from_documents([document])
-        renamed = {}
-        for position, node in enumerate(page_nodes):
-            renamed[node.id_] = node.id_ = f"{doc.doc_id}::{doc_hash[:12]}::{article.page or 0}:{position}"
-        for node in page_nodes:  # previous/next links point at the splitter's random ids until renamed
-            for related in node.relationships.values():
-                if isinstance(related, RelatedNodeInfo) and related.node_id in renamed:
-                    related.node_id = renamed[related.node_id]
-        nodes.extend(page_nodes)
+        nodes.extend(parser.get_nodes_from_documents([document]))
     for index, node in enumerate(nodes):
-        node.metadata["chunk_index"] = index
-        node.metadata["n_chunks"] = len(nodes)
+        node.metadata[Meta.CHUNK_INDEX] = index
+        node.metadata[Meta.N_CHUNKS] = len(nodes)
         for keys in (node.excluded_embed_metadata_keys, node.excluded_llm_metadata_keys):
-            keys.extend(k for k in ("chunk_index", "n_chunks") if k not in keys)
+            keys.extend(k for k in (Meta.CHUNK_INDEX, Meta.N_CHUNKS) if k not in keys)
     return nodes

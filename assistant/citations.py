@@ -7,7 +7,7 @@ passage that does not support the sentence is removed too; a sentence that no
 passage supports is dropped; a sentence supported by a passage it did not cite
 is re-pointed to that passage. Each kept citation quotes, verbatim, the passage
 sentence that supports the generated sentence best. :class:`CitationCheck`
-counts every event, so the eval report can say how often each happens.
+counts every event, so the eval report (:mod:`assistant.report`) can say how often each happens.
 
 Support is a score in [0, 1]: the share of the sentence's content terms (idf
 weighted) found in the passage, or, when higher, its mean with the embedding
@@ -29,8 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from assistant.answering import Citation
-from assistant.retrieval import Passage
+from assistant.contract import Citation, Passage
 from assistant.text import WORD, split_sentences, terms
 
 # [1], [1][2], [1, 2], [1; 2]
@@ -81,7 +80,7 @@ class CitationCheck:
     raw_text: str = ""
 
     def counts(self) -> dict[str, int]:
-        """The events as numbers (a line of the eval's details.jsonl; summed by :func:`summarise`)."""
+        """The events as numbers (a line of the eval's details.jsonl; summed by the eval report)."""
         data = {k: int(v) for k, v in asdict(self).items() if isinstance(v, (int, bool))}
         for outcome in OUTCOMES:
             data[outcome] = int(self.outcome == outcome)
@@ -89,53 +88,6 @@ class CitationCheck:
 
 
 OUTCOMES = ("answered", "abstained", "fallback")
-EVENTS = {
-    "answered": "answers that are the LLM's (checked) text",
-    "abstained": "the LLM said the passages do not answer (abstention)",
-    "fallback": "extractive answer instead (endpoint failed, prompt did not fit, or nothing supported)",
-    "sentences": "sentences the LLM wrote",
-    "kept": "sentences kept, each citing only passages that support it",
-    "dropped": "sentences dropped as unsupported",
-    "invalid_markers": "markers to passages that do not exist, removed",
-    "unsupported_markers": "markers to passages that do not support the sentence, removed",
-    "recited": "sentences re-pointed to the passage that supports them",
-    "uncited": "supported sentences without a marker, given one",
-    "passages_dropped": "passages left out to fit the context window",
-}
-
-
-def summarise(counts: list[dict | None]) -> dict[str, int]:
-    """Totals of :meth:`CitationCheck.counts` over many answers (``None``: not generated, skipped)."""
-    total: dict[str, int] = {"generated_questions": 0}
-    for row in counts:
-        if row is None:
-            continue
-        total["generated_questions"] += 1
-        for key in EVENTS:
-            total[key] = total.get(key, 0) + int(row.get(key, 0))
-    return total
-
-
-def report_section(counts: list[dict | None]) -> list[str]:
-    """Markdown lines for the eval report: how often each check event happened (empty for extractive runs)."""
-    total = summarise(counts)
-    questions = total["generated_questions"]
-    if not questions:
-        return []
-    lines = ["", "## Citation check of generated answers", "",
-             f"{questions} questions went to the LLM. Per-answer counts are in details.jsonl (`citation_check`).", "",
-             "| event | count | rate | what it means |", "|---|---|---|---|"]
-    for key, meaning in EVENTS.items():
-        if key in OUTCOMES:
-            rate = f"{total[key] / questions:.1%} of questions"
-        elif key in ("sentences", "passages_dropped"):
-            rate = f"{total[key] / questions:.2f} per question"
-        else:
-            rate = f"{total[key] / max(total['sentences'], 1):.1%} of sentences"
-        lines.append(f"| {key} | {total[key]} | {rate} | {meaning} |")
-    return lines
-
-
 @dataclass
 class Sentence:
     """One sentence of a generated answer: as written, without markers, and the numbers it cited."""
@@ -344,11 +296,7 @@ def check_citations(text: str, passages: list[Passage], scorer: SupportScorer,
             quote = passage.text[support.quote[0]:support.quote[1]].strip()
             if j not in numbers:
                 numbers[j] = len(numbers) + 1
-                citations.append(Citation(
-                    n=numbers[j], doc_id=passage.doc_id, title=passage.title, source=passage.source,
-                    page=passage.page, quote=quote, score=support.score, url=passage.url,
-                    date=passage.date, passage=passage.text, chunk_id=passage.chunk_id,
-                ))
+                citations.append(Citation.of(numbers[j], passage, quote, support.score))
             else:
                 citation = citations[numbers[j] - 1]
                 if quote not in citation.quote.split(" … "):

@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line, no traceback, for errors we know how to explain
+        from assistant.contract import QuestionError
         from assistant.embedding import ModelMissingError
-        from assistant.pipeline import QuestionError
         from assistant.store import StoreError
 
         if isinstance(exc, (ModelMissingError, QuestionError, StoreError, ValueError)):
@@ -103,21 +103,13 @@ def cmd_ingest(args) -> int:
 
 
 def _filters(args):
-    from datetime import date
+    from assistant.contract import Filters
 
-    from assistant.retrieval import Filters
-
-    for name in ("as_of", "since", "until"):
-        value = getattr(args, name, None)
-        if value:
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"--{name.replace('_', '-')} {value!r} is not a date like 2024-05-31") from None
     return Filters(source=args.source, since=args.since, until=args.until, as_of=args.as_of)
 
 
 def cmd_ask(args) -> int:
+    from assistant.contract import source_line
     from assistant.pipeline import Assistant
 
     bot = Assistant(_settings(args))
@@ -125,7 +117,7 @@ def cmd_ask(args) -> int:
         print(f"The store at {bot.store.location} is empty: ingesting {bot.settings.corpus_dir} first.",
               file=sys.stderr)
         print(bot.ingest(progress=not args.json).summary(), file=sys.stderr)
-    streamed = bot.generator is not None and not args.json
+    streamed = bot.settings.llm != "extractive" and not args.json
     if streamed:  # ASSISTANT_LLM=openai: checked sentences appear as the model writes them
         from assistant.generative import print_checked_stream
 
@@ -140,8 +132,7 @@ def cmd_ask(args) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = " | ".join(x for x in (c.source, c.doc_id, f"page {c.page}" if c.page else "", c.date) if x)
-            print(f"[{c.n}] {c.title or c.doc_id} ({where})")
+            print(source_line(c))
             print(textwrap.indent(textwrap.fill(f"“{c.quote}”", 96), "    "))
     return 0
 

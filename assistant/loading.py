@@ -12,10 +12,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
+
+from assistant.contract import normalise_date
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
@@ -352,32 +353,3 @@ def _load_jsonl(path: Path, rel: str) -> Iterator[LoadedDocument | LoadProblem]:
             meta = {k: _as_text(record.get(k)) for k in ("title", "source", "url", "published_at",
                                                          "date", "outlets")}
             yield LoadedDocument(doc_id, [_article(doc_id, text, meta, "")])
-
-
-# ---------------------------------------------------------------- dates
-
-
-def normalise_date(value: str) -> str:
-    """ISO date (YYYY-MM-DD) from common date spellings, or the input stripped when unknown."""
-    value = (value or "").strip()
-    if not value:
-        return ""
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date().isoformat()
-    except ValueError:
-        pass
-    for fmt in ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%b %d, %Y", "%d %b %Y", "%Y%m%d"):
-        try:
-            return datetime.strptime(value, fmt).date().isoformat()
-        except ValueError:
-            continue
-    match = re.match(r"(\d{4}-\d{2}-\d{2})", value)
-    return match.group(1) if match else value
-
-
-def date_ordinal(value: str) -> int | None:
-    """Days since 0001-01-01 for an ISO date, for range filters in the store."""
-    try:
-        return date.fromisoformat(value[:10]).toordinal()
-    except (ValueError, TypeError):
-        return None

@@ -1,24 +1,57 @@
-"""The one place that builds the assistant from settings: store, retriever, answerer.
+"""The one place that builds the assistant from settings, and the one orchestrator of a question.
 
-Every entry point (CLI, chat UI, eval harness, benchmarks) asks questions
-through :meth:`Assistant.ask`, so they all exercise the same code path.
+A question goes rewrite -> retrieve -> answer (-> citation check, inside the
+generative answerer), in that order, in :meth:`Assistant.stream`; :meth:`Assistant.ask`
+is that stream drained. Every entry point (CLI, chat UI, eval harness,
+benchmarks) asks through these two methods, so they all exercise one code path.
+Answerers are chosen by ``Settings.llm`` from :data:`ANSWERERS`: adding one is a
+class with a ``respond`` method (``assistant.contract.Answerer``) and one line there.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from assistant.answering import ABSTAIN_MESSAGE, Answer, ExtractiveAnswerer
+from assistant.answering import ExtractiveAnswerer
+from assistant.chat import LLMCondenser, Rewriter, RuleRewriter
+from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionError, Update
+from assistant.generative import GenerativeAnswerer
 from assistant.ingest import IngestReport, ingest
-from assistant.retrieval import Filters, Retriever, ranked_doc_ids
+from assistant.llm import LLMClient
+from assistant.retrieval import Retriever
 from assistant.settings import Settings
 from assistant.store import Store
 
+__all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question"]
 
-class QuestionError(ValueError):
-    """The question cannot be asked as given; the message says why."""
+
+def extractive(settings: Settings) -> ExtractiveAnswerer:
+    """The default answerer: verbatim sentences of the passages, or an abstention (no LLM)."""
+    return ExtractiveAnswerer(max_sentences=settings.max_answer_sentences, max_words=settings.max_answer_words,
+                              abstain_threshold=settings.abstain_threshold)
+
+
+def generative(settings: Settings) -> GenerativeAnswerer:
+    """An OpenAI-compatible LLM's answer, citation-checked, with the extractive one as fallback."""
+    return GenerativeAnswerer(LLMClient(settings), extractive(settings), settings.llm_context_window,
+                              settings.llm_max_tokens, settings.citation_min_support)
+
+
+# Settings.llm -> the answerer it builds.
+ANSWERERS: dict[str, Callable[[Settings], Answerer]] = {
+    "extractive": extractive,
+    "openai": generative,
+}
+
+
+def rewriter(settings: Settings) -> Rewriter:
+    """The LLM condenses follow-ups when it answers too; otherwise the rule-based rewrite."""
+    if settings.llm == "openai":
+        budget = (settings.llm_context_window - settings.llm_max_tokens) // 2
+        return LLMCondenser(LLMClient(settings), budget)
+    return RuleRewriter()
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -44,16 +77,8 @@ class Assistant:
         self.settings = settings
         self.store = Store(settings)
         self.retriever = Retriever(self.store, settings)
-        self.answerer = ExtractiveAnswerer(
-            max_sentences=settings.max_answer_sentences,
-            max_words=settings.max_answer_words,
-            abstain_threshold=settings.abstain_threshold,
-        )
-        self.generator = None
-        if settings.llm == "openai":
-            from assistant.generative import GenerativeAnswerer
-
-            self.generator = GenerativeAnswerer(settings, self.retriever)
+        self.rewriter = rewriter(settings)
+        self.answerer = ANSWERERS[settings.llm](settings)
 
     def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True) -> IngestReport:
         """Incrementally ingest ``paths`` (default: the corpus folder)."""
@@ -62,66 +87,23 @@ class Assistant:
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:
         """Answer ``question`` with citations, or abstain. ``history``: earlier (question, answer) turns."""
-        if self.generator is not None:
-            *_, (_, answer) = self._generated(question, top_k, filters, history, stream=False)
-            return answer
-        started = time.perf_counter()
-        question = clean_question(question, self.settings.max_question_chars)
-        search_query = answer_query = question
-        if history:
-            from assistant import chat
-
-            search_query = chat.contextualise(question, history)
-            answer_query = chat.answer_query(question, search_query)
-        ranked = self.retriever.search(search_query, filters=filters, top_k=top_k)
-        passages = ranked[: top_k or self.settings.top_k]
-        if not passages:
-            answer = Answer(question, ABSTAIN_MESSAGE, True)
-        else:
-            answer = self.answerer.answer(answer_query, passages, self.retriever.idf, self.retriever.embed)
-            answer.question = question
-        answer.doc_ranking = ranked_doc_ids(ranked)
-        answer.latency_ms = (time.perf_counter() - started) * 1000
+        *_, (_, answer) = self._run(question, top_k, filters, history, stream=False)
         return answer
 
-    def stream(self, question: str, **kwargs) -> Iterator[tuple[str, Answer | None]]:
-        """Yield the answer text as it grows (sentence by sentence), then the final :class:`Answer`."""
-        if self.generator is not None:
-            yield from self._generated(question, stream=True, **kwargs)
-            return
-        answer = self.ask(question, **kwargs)
-        text = ""
-        for part in _sentence_parts(answer.text):
-            text += part
-            yield text, None
-        yield answer.text, answer
+    def stream(self, question: str, top_k: int | None = None, filters: Filters | None = None,
+               history: list[tuple[str, str]] | None = None) -> Iterator[Update]:
+        """Yield the answer text as it grows, then ``(final text, Answer)``."""
+        return self._run(question, top_k, filters, history, stream=True)
 
-    def _generated(self, question: str, top_k: int | None = None, filters: Filters | None = None,
-                   history: list[tuple[str, str]] | None = None,
-                   stream: bool = True) -> Iterator[tuple[str, Answer | None]]:
-        """The LLM's answer (ASSISTANT_LLM=openai), citation-checked; extractive when the LLM fails."""
+    def _run(self, question: str, top_k: int | None, filters: Filters | None,
+             history: list[tuple[str, str]] | None, stream: bool) -> Iterator[Update]:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
-
-        ranking: list[str] = []
-
-        def retrieve(query: str):
-            ranked = self.retriever.search(query, filters=filters, top_k=top_k)
-            ranking[:] = ranked_doc_ids(ranked)
-            return ranked[: top_k or self.settings.top_k]
-
-        def extractive(query: str, passages) -> Answer:
-            return self.answerer.answer(query, passages, self.retriever.idf, self.retriever.embed)
-
-        for text, answer in self.generator.stream(question, history, retrieve, extractive, stream=stream):
+        query = self.rewriter.rewrite(question, history or [])
+        found = self.retriever.retrieve(query.search, top_k, filters)
+        evidence = Evidence(found.idf, self.retriever.embed)
+        for text, answer in self.answerer.respond(query, found.passages, evidence, stream=stream):
             if answer is not None:
+                answer.doc_ranking = found.doc_ranking
                 answer.latency_ms = (time.perf_counter() - started) * 1000
-                answer.doc_ranking = answer.doc_ranking or list(ranking)
             yield text, answer
-
-
-def _sentence_parts(text: str) -> list[str]:
-    import re
-
-    parts = re.split(r"(?<=\])\s+", text)
-    return [p + (" " if i < len(parts) - 1 else "") for i, p in enumerate(parts)]

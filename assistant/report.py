@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from assistant.evaluation import Comparison, EvalRun
+from assistant.citations import OUTCOMES
+from assistant.gate import Comparison
+from assistant.metrics import EvalRun
 
 WORST_SHOWN = 20
 PER_KIND_SHOWN = 5
@@ -28,7 +28,54 @@ METRIC_HELP = {
 }
 
 
-def write_report(run: "EvalRun", out: Path, comparison: "Comparison | None" = None) -> None:
+EVENTS = {
+    "answered": "answers that are the LLM's (checked) text",
+    "abstained": "the LLM said the passages do not answer (abstention)",
+    "fallback": "extractive answer instead (endpoint failed, prompt did not fit, or nothing supported)",
+    "sentences": "sentences the LLM wrote",
+    "kept": "sentences kept, each citing only passages that support it",
+    "dropped": "sentences dropped as unsupported",
+    "invalid_markers": "markers to passages that do not exist, removed",
+    "unsupported_markers": "markers to passages that do not support the sentence, removed",
+    "recited": "sentences re-pointed to the passage that supports them",
+    "uncited": "supported sentences without a marker, given one",
+    "passages_dropped": "passages left out to fit the context window",
+}
+
+
+def summarise(counts: list[dict | None]) -> dict[str, int]:
+    """Totals of :meth:`CitationCheck.counts` over many answers (``None``: not generated, skipped)."""
+    total: dict[str, int] = {"generated_questions": 0}
+    for row in counts:
+        if row is None:
+            continue
+        total["generated_questions"] += 1
+        for key in EVENTS:
+            total[key] = total.get(key, 0) + int(row.get(key, 0))
+    return total
+
+
+def citation_check_section(counts: list[dict | None]) -> list[str]:
+    """Markdown lines for the eval report: how often each check event happened (empty for extractive runs)."""
+    total = summarise(counts)
+    questions = total["generated_questions"]
+    if not questions:
+        return []
+    lines = ["", "## Citation check of generated answers", "",
+             f"{questions} questions went to the LLM. Per-answer counts are in details.jsonl (`citation_check`).", "",
+             "| event | count | rate | what it means |", "|---|---|---|---|"]
+    for key, meaning in EVENTS.items():
+        if key in OUTCOMES:
+            rate = f"{total[key] / questions:.1%} of questions"
+        elif key in ("sentences", "passages_dropped"):
+            rate = f"{total[key] / questions:.2f} per question"
+        else:
+            rate = f"{total[key] / max(total['sentences'], 1):.1%} of sentences"
+        lines.append(f"| {key} | {total[key]} | {rate} | {meaning} |")
+    return lines
+
+
+def write_report(run: EvalRun, out: Path, comparison: Comparison | None = None) -> None:
     """Write ``report.md`` and ``report.png`` for ``run`` into ``out``."""
     (out / "report.md").write_text(markdown(run, comparison), encoding="utf-8")
     plot(run, out / "report.png")
@@ -53,7 +100,7 @@ def _clip(text: str, limit: int = QUOTE_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
+def markdown(run: EvalRun, comparison: Comparison | None = None) -> str:
     """The whole report as markdown."""
     m = run.metrics
     settings = ", ".join(f"{k}={v}" for k, v in run.settings.items())
@@ -102,9 +149,7 @@ def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
                      f"{_fmt(g['answered_rate'])} | {_fmt(g['abstention_accuracy'])} | {_fmt(g['hit@5'])} | "
                      f"{_fmt(g['latency_p50_ms'], 1)} |")
 
-    from assistant.citations import report_section
-
-    lines += report_section([s.citation_check for s in run.scores])
+    lines += citation_check_section([s.citation_check for s in run.scores])
 
     if comparison and (comparison.broke or comparison.fixed):
         lines += ["", "## Flips against the baseline", ""]
@@ -135,7 +180,7 @@ def markdown(run: "EvalRun", comparison: "Comparison | None" = None) -> str:
     return "\n".join(lines)
 
 
-def _worst(run: "EvalRun") -> list[str]:
+def _worst(run: EvalRun) -> list[str]:
     wrong = [(q, r, s) for q, r, s in zip(run.questions, run.records, run.scores) if not s.correct]
     wrong.sort(key=lambda item: (not item[2].answered, -item[2].confidence))
     kinds = Counter(s.failure for _, _, s in wrong)
@@ -164,7 +209,7 @@ def _worst(run: "EvalRun") -> list[str]:
     return lines
 
 
-def plot(run: "EvalRun", path: Path) -> None:
+def plot(run: EvalRun, path: Path) -> None:
     """report.png: accuracy by type, the latency histogram and the abstention trade-off."""
     import matplotlib
 

@@ -1,8 +1,10 @@
-"""Retrieval: dense (MiniLM in Chroma) and BM25, fused by reciprocal rank fusion.
+"""Retrieval: dense (MiniLM in Chroma) and BM25, fused (weighted by default, or reciprocal rank fusion).
 
 The BM25 index is built from the chunks in Chroma itself and rebuilt whenever
 the store's revision changes, so it is always in sync with incremental ingests
-(also when another process ingested into a shared Chroma server).
+(also when another process ingested into a shared Chroma server). A search
+returns everything it found as one :class:`Retrieval` value and leaves no state
+behind, so searches and ingests need no lock between them.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from llama_index.core.vector_stores import (
@@ -22,6 +24,7 @@ from llama_index.core.vector_stores import (
     VectorStoreQuery,
 )
 
+from assistant.contract import Filters, Meta, Passage, date_ordinal, ranked_doc_ids
 from assistant.embedding import encoder_for
 from assistant.settings import Settings
 from assistant.store import Store, StoredChunk
@@ -37,67 +40,23 @@ RECENCY_WORDS = ("this week", "last week", "recently", "recent", "latest", "this
 
 
 @dataclass
-class Filters:
-    """User filters on metadata, and the date a question is asked on."""
+class Retrieval:
+    """What one search found: the ``top_k`` passages, the document ranking of all candidates, and
+    the term weights of the BM25 index that this search used (nothing is kept between searches)."""
 
-    source: str | None = None
-    since: str | None = None
-    until: str | None = None
-    as_of: str | None = None
-
-    def matches(self, meta: dict) -> bool:
-        if self.source and self.source.lower() not in str(meta.get("source", "")).lower():
-            return False
-        ordinal = meta.get("date_ordinal")
-        if self.since and (ordinal is None or ordinal < date.fromisoformat(self.since).toordinal()):
-            return False
-        if self.until and (ordinal is None or ordinal > date.fromisoformat(self.until).toordinal()):
-            return False
-        return True
-
-    def to_llama(self) -> MetadataFilters | None:
-        items = []
-        if self.since:
-            items.append(MetadataFilter(key="date_ordinal", operator=FilterOperator.GTE,
-                                        value=date.fromisoformat(self.since).toordinal()))
-        if self.until:
-            items.append(MetadataFilter(key="date_ordinal", operator=FilterOperator.LTE,
-                                        value=date.fromisoformat(self.until).toordinal()))
-        return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
+    passages: list[Passage]
+    doc_ranking: list[str]
+    idf: Callable[[str], float]
 
 
-@dataclass
-class Passage:
-    """A retrieved chunk with its citation metadata and scores."""
-
-    chunk_id: str
-    doc_id: str
-    text: str
-    title: str = ""
-    source: str = ""
-    date: str = ""
-    url: str = ""
-    page: int | None = None
-    score: float = 0.0
-    dense: float = 0.0
-    bm25: float = 0.0
-    dense_rank: int | None = None
-    bm25_rank: int | None = None
-    extra: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_metadata(cls, chunk_id: str, text: str, meta: dict) -> "Passage":
-        return cls(
-            chunk_id=chunk_id,
-            doc_id=str(meta.get("doc_id", "")),
-            text=text,
-            title=str(meta.get("title", "")),
-            source=str(meta.get("source", "")),
-            date=str(meta.get("date", "")),
-            url=str(meta.get("url", "")),
-            page=int(meta["page"]) if meta.get("page") else None,
-            extra={"date_ordinal": meta.get("date_ordinal")},
-        )
+def llama_filters(filters: Filters) -> MetadataFilters | None:
+    """The date-range part of ``filters`` for the vector store (the source filter is applied after)."""
+    items = []
+    if filters.since:
+        items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.GTE, value=filters.since_ordinal))
+    if filters.until:
+        items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.LTE, value=filters.until_ordinal))
+    return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
 
 
 class Bm25Index:
@@ -107,7 +66,7 @@ class Bm25Index:
         import bm25s
 
         self.chunks = chunks
-        self.tokens = [terms(f"{c.metadata.get('title', '')}\n{c.text}") for c in chunks]
+        self.tokens = [terms(f"{c.metadata.get(Meta.TITLE, '')}\n{c.text}") for c in chunks]
         self.doc_freq = Counter(t for toks in self.tokens for t in set(toks))
         self.size = max(len(chunks), 1)
         self.model = bm25s.BM25()
@@ -150,25 +109,22 @@ class Retriever:
                 self._bm25_revision = revision
             return self._bm25
 
-    def idf(self, term: str) -> float:
-        """Term weight from the BM25 index the last search used (no second freshness check)."""
-        return (self._bm25 or self.bm25).idf(term)
+    def retrieve(self, query: str, top_k: int | None = None, filters: Filters | None = None) -> Retrieval:
+        """The ``top_k`` best passages for ``query`` (best first), the ranking of documents over all
+        candidates, and the term weights of the index this search used."""
+        top_k = top_k or self.settings.top_k
+        index = self.bm25
+        ranked = self._search(query, index, filters or Filters(), top_k)
+        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), index.idf)
 
-    def retrieve(self, question: str, top_k: int | None = None,
-                 filters: Filters | None = None) -> list[Passage]:
-        """The ``top_k`` best passages for ``question``, best first."""
-        return self.search(question, filters, top_k)[: top_k or self.settings.top_k]
-
-    def search(self, question: str, filters: Filters | None = None, top_k: int | None = None) -> list[Passage]:
+    def _search(self, question: str, index: Bm25Index, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
-        filters = filters or Filters()
-        candidates = max(self.settings.candidates, top_k or self.settings.top_k)
+        candidates = max(self.settings.candidates, top_k)
         fused: dict[str, Passage] = {}
         for rank, passage in enumerate(self._dense(question, candidates, filters)):
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
         if self.settings.hybrid:
-            index = self.bm25
             hits = [(i, s) for i, s in index.search(terms(question), candidates * 3)
                     if filters.matches(index.chunks[i].metadata)][:candidates]
             for rank, (i, score) in enumerate(hits):
@@ -176,16 +132,17 @@ class Retriever:
                 passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
                 passage.bm25, passage.bm25_rank = score, rank
                 fused[chunk.chunk_id] = passage
-        _fuse(list(fused.values()), self.settings)
+        fuse(list(fused.values()), self.settings.fusion, self.settings.bm25_weight if self.settings.hybrid else 0.0,
+             self.settings.rrf_k)
         if filters.as_of:
-            _apply_as_of(list(fused.values()), question, filters.as_of)
+            apply_as_of(list(fused.values()), question, filters.as_of)
         return sorted(fused.values(), key=lambda p: -p.score)
 
     def _dense(self, question: str, k: int, filters: Filters) -> list[Passage]:
         vector = self.encoder.encode([question])[0]
         result = self.store.vector_store.query(
             VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k * (3 if filters.source else 1),
-                             filters=filters.to_llama())
+                             filters=llama_filters(filters))
         )
         passages = []
         for node, similarity in zip(result.nodes, result.similarities or []):
@@ -201,18 +158,7 @@ class Retriever:
         return self.encoder.encode(texts)
 
 
-def ranked_doc_ids(passages: list[Passage], limit: int = 10) -> list[str]:
-    """Distinct document ids of ``passages`` in order, at most ``limit``."""
-    ids: list[str] = []
-    for passage in passages:
-        if passage.doc_id not in ids:
-            ids.append(passage.doc_id)
-            if len(ids) == limit:
-                break
-    return ids
-
-
-def _fuse(passages: list[Passage], settings: Settings) -> None:
+def fuse(passages: list[Passage], fusion: str, bm25_weight: float, rrf_k: int) -> None:
     """Set each passage's score from its dense and BM25 evidence.
 
     weighted (default): ``w * bm25 / max_bm25 + (1 - w) * cosine``; a passage that only BM25
@@ -220,33 +166,31 @@ def _fuse(passages: list[Passage], settings: Settings) -> None:
     (hit@5 0.991 / MRR@10 0.958 vs 0.973 / 0.917), because RRF throws away how far ahead
     the BM25 leader is.
     """
-    if settings.fusion == "rrf":
+    if fusion == "rrf":
         for p in passages:
-            p.score = sum(1.0 / (settings.rrf_k + r + 1) for r in (p.dense_rank, p.bm25_rank) if r is not None)
+            p.score = sum(1.0 / (rrf_k + r + 1) for r in (p.dense_rank, p.bm25_rank) if r is not None)
         return
     top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
     dense_seen = [p.dense for p in passages if p.dense_rank is not None]
     floor = min(dense_seen, default=0.0)
-    weight = settings.bm25_weight if settings.hybrid else 0.0
     for p in passages:
         dense = p.dense if p.dense_rank is not None else floor
-        p.score = weight * p.bm25 / top_bm25 + (1 - weight) * dense
+        p.score = bm25_weight * p.bm25 / top_bm25 + (1 - bm25_weight) * dense
 
 
-def _apply_as_of(passages: list[Passage], question: str, as_of: str) -> None:
+def apply_as_of(passages: list[Passage], question: str, as_of: str) -> None:
     """Demote passages published after ``as_of`` (plus a publication lag); for "latest"-style
     questions, favour the newest articles published up to then."""
-    asked = date.fromisoformat(as_of[:10])
-    cutoff = (asked + timedelta(days=PUBLICATION_LAG_DAYS)).toordinal()
+    cutoff = date_ordinal(as_of) + PUBLICATION_LAG_DAYS
     wants_recent = any(word in f" {question.lower()} " for word in RECENCY_WORDS)
-    dated = [p for p in passages if p.extra.get("date_ordinal") is not None]
+    dated = [p for p in passages if p.extra.get(Meta.DATE_ORDINAL) is not None]
     for passage in dated:
-        if passage.extra["date_ordinal"] > cutoff:
+        if passage.extra[Meta.DATE_ORDINAL] > cutoff:
             passage.score *= FUTURE_PENALTY
-    usable = [p.extra["date_ordinal"] for p in dated if p.extra["date_ordinal"] <= cutoff]
+    usable = [p.extra[Meta.DATE_ORDINAL] for p in dated if p.extra[Meta.DATE_ORDINAL] <= cutoff]
     if wants_recent and usable:
         newest = max(usable)
         for passage in dated:
-            age = newest - passage.extra["date_ordinal"]
+            age = newest - passage.extra[Meta.DATE_ORDINAL]
             if age >= 0:
                 passage.score *= 1 + RECENCY_BOOST * 0.5 ** (age / RECENCY_HALF_LIFE_DAYS)

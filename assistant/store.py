@@ -17,6 +17,7 @@ import chromadb
 from chromadb.config import Settings as ChromaSettings
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
+from assistant.contract import Meta
 from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
 from assistant.settings import Settings
 
@@ -150,15 +151,15 @@ class Store:
         """Every document in the store with its hash, origin and chunk counts."""
         docs: dict[str, StoredDocument] = {}
         for meta in self._get_all(["metadatas"])["metadatas"]:
-            doc_id = meta.get("doc_id", "")
+            doc_id = meta.get(Meta.DOC_ID, "")
             entry = docs.get(doc_id)
             if entry is None:
                 entry = docs[doc_id] = StoredDocument(
-                    doc_id, meta.get("doc_hash", ""), meta.get("origin", ""), 0,
-                    int(meta.get("n_chunks", 0)), set(),
+                    doc_id, meta.get(Meta.DOC_HASH, ""), meta.get(Meta.ORIGIN, ""), 0,
+                    int(meta.get(Meta.N_CHUNKS, 0)), set(),
                 )
             entry.chunks += 1
-            entry.hashes.add(meta.get("doc_hash", ""))
+            entry.hashes.add(meta.get(Meta.DOC_HASH, ""))
         return docs
 
     def chunks(self) -> list[StoredChunk]:
@@ -175,6 +176,6 @@ class Store:
     def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
         """Remove a document's chunks (all, or all but those of ``keep_hash``)."""
         if keep_hash is None:
-            self.collection.delete(where={"doc_id": doc_id})
+            self.collection.delete(where={Meta.DOC_ID: doc_id})
         else:
-            self.collection.delete(where={"$and": [{"doc_id": doc_id}, {"doc_hash": {"$ne": keep_hash}}]})
+            self.collection.delete(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.DOC_HASH: {"$ne": keep_hash}}]})

@@ -1,4 +1,4 @@
-"""Small text utilities shared by retrieval and answering: terms, sentences, numbers."""
+"""Small text utilities shared by retrieval and answering: terms, sentences, numbers, token counts."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ _ABBREVIATIONS = re.compile(
     r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|vs|etc|e\.g|i\.e|U\.S|U\.K|Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|"
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$"
 )
+
+
+ENCODING = "cl100k_base"  # tiktoken's encoding for chunk sizes and prompt budgets
+
+
+@lru_cache(maxsize=1)
+def token_encoder():
+    import tiktoken
+
+    return tiktoken.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of ``text`` in cl100k_base (special tokens count as text)."""
+    return len(token_encoder().encode(text, disallowed_special=()))
 
 
 @lru_cache(maxsize=1)

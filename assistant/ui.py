@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Iterator
 
 import assistant  # noqa: F401  (offline environment before gradio is imported)
-from assistant.answering import Answer, Citation
+from assistant.contract import Answer, Citation, FilterError, Filters, QuestionError, source_details, source_line
 from assistant.loading import SUPPORTED_SUFFIXES
-from assistant.pipeline import Assistant, QuestionError
-from assistant.retrieval import Filters
+from assistant.pipeline import Assistant
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -145,8 +144,7 @@ def highlight(passage: str, quote: str) -> str:
 
 
 def _citation_meta(citation: Citation) -> str:
-    bits = [citation.source, citation.doc_id, f"page {citation.page}" if citation.page else "", citation.date]
-    return " · ".join(f"<span>{_text(b)}</span>" for b in bits if b)
+    return " · ".join(f"<span>{_text(b)}</span>" for b in source_details(citation))
 
 
 def render_sources(answer: Answer | None) -> str:
@@ -178,8 +176,7 @@ def answer_payload(answer: Answer) -> dict:
     if answer.citations:
         lines.append("\nSources:")
         for c in answer.citations:
-            where = " | ".join(x for x in (c.source, c.doc_id, f"page {c.page}" if c.page else "", c.date) if x)
-            lines.append(f"[{c.n}] {c.title or c.doc_id} ({where})\n    “{c.quote}”")
+            lines.append(f"{source_line(c)}\n    “{c.quote}”")
     data["text"] = "\n".join(lines)
     return data
 
@@ -188,19 +185,15 @@ def answer_payload(answer: Answer) -> dict:
 
 
 def make_filters(source: str = "", since: str = "", until: str = "") -> Filters | None:
-    """Filters from the settings accordion; a malformed date raises QuestionError with the fix."""
-    from datetime import date
-
+    """Filters from the settings accordion (None when empty); a malformed date raises
+    :class:`QuestionError` with the fix."""
     values = {"source": (source or "").strip(), "since": (since or "").strip(), "until": (until or "").strip()}
-    for name in ("since", "until"):
-        if values[name]:
-            try:
-                date.fromisoformat(values[name])
-            except ValueError:
-                raise QuestionError(f"The '{name}' date {values[name]!r} is not a date like 2024-05-31.") from None
     if not any(values.values()):
         return None
-    return Filters(**{k: v or None for k, v in values.items()})
+    try:
+        return Filters(**{k: v or None for k, v in values.items()})
+    except FilterError as exc:
+        raise QuestionError(f"The {exc}.") from None
 
 
 class ChatApp:

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 import assistant  # noqa: F401
-from assistant.embedding import MiniLMEmbedding, get_encoder
-from assistant.evaluation import aggregate, load_questions, score_answer
+from assistant.embedding import get_encoder
+from llama_embedding import MiniLMEmbedding
+from assistant.metrics import aggregate, load_questions, score_answer
 from assistant.loading import iter_input_files, load_path
 from assistant.pipeline import Assistant
 from assistant.settings import Settings

@@ -73,7 +73,7 @@ def collect(bot: Assistant, questions: list[dict]):
     rows = []
     index = bot.retriever.bm25
     for q in questions:
-        passages = bot.retriever.retrieve(q["question"])
+        passages = bot.retriever.retrieve(q["question"]).passages
         info, cands = bot.answerer.candidates(q["question"], passages, index.idf, bot.retriever.embed)
         golds = [normalise(g) for g in q.get("answers") or []]
         labels = []

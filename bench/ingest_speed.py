@@ -46,7 +46,9 @@ def run_llamaindex(jsonl: Path, base: Path, chunking: dict) -> dict:
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
     from assistant.chunking import splitter
-    from assistant.embedding import ChromaEmbeddingFunction, MiniLMEmbedding
+    from llama_embedding import MiniLMEmbedding
+
+    from assistant.embedding import ChromaEmbeddingFunction
 
     client = chromadb.PersistentClient(path=str(base / f"plain-{time.monotonic_ns()}"),
                                        settings=ChromaSettings(anonymized_telemetry=False))

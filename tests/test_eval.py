@@ -8,19 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering import Answer
+from assistant.contract import Answer
 from assistant.cli import main
-from assistant.evaluation import (
+from assistant.gate import compare, make_baseline
+from assistant.metrics import (
     EvalError,
     EvalQuestion,
     EvalRun,
     abstention_curve,
     aggregate,
-    compare,
     contains_answer,
     evidence_rank,
     load_questions,
-    make_baseline,
     normalize_answer,
     score_answer,
     token_f1,
@@ -257,12 +256,12 @@ def mixed_corpus(tmp_path_factory) -> Path:
 
 def _reversed_retrieval(monkeypatch):
     """Degrade the retriever on purpose: hand the answerer the worst candidates instead of the best."""
-    original = Retriever.search
+    original = Retriever._search
 
-    def worst_first(self, question, filters=None, top_k=None):
-        return original(self, question, filters=filters, top_k=top_k)[::-1]
+    def worst_first(self, question, index, filters, top_k):
+        return original(self, question, index, filters, top_k)[::-1]
 
-    monkeypatch.setattr(Retriever, "search", worst_first)
+    monkeypatch.setattr(Retriever, "_search", worst_first)
 
 
 def test_gate_fires_when_the_retriever_is_degraded_and_passes_otherwise(tmp_path, mixed_corpus, monkeypatch, capsys):

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from assistant.answering import Answer
+from assistant.contract import Answer
 from assistant.pipeline import QuestionError
 
 MARKUP = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "**bold** _it_ `code`", "[1](javascript:x)",

@@ -13,14 +13,15 @@ import time
 
 import pytest
 
-from assistant.answering import ABSTAIN_MESSAGE
+from assistant.contract import ABSTAIN_MESSAGE, Passage
+from assistant.answering import ExtractiveAnswerer
 from assistant.chunking import count_tokens
 from assistant.cli import main
 from assistant.citations import SupportScorer, check_citations, split_generated
 from assistant.evaluation import run_eval, write_outputs
-from assistant.generative import NOT_IN_CORPUS, TOKENIZER_HEADROOM, LLMError, fit_passages
+from assistant.generative import NOT_IN_CORPUS, TOKENIZER_HEADROOM, fit_passages
+from assistant.llm import LLMError
 from assistant.pipeline import Assistant
-from assistant.retrieval import Passage
 from assistant.settings import Settings
 from tests.conftest import CORPUS, ROOT
 from tests.fake_openai import FakeOpenAI, Reply
@@ -263,9 +264,8 @@ def _passage(i: int, words: int) -> Passage:
 
 
 def test_passages_are_fitted_whole_to_the_context_window():
-    settings = Settings(llm_context_window=1024, llm_max_tokens=256)
     passages = [_passage(i, 120) for i in range(6)]
-    prompt = fit_passages("What is in the documents?", passages, settings)
+    prompt = fit_passages("What is in the documents?", passages, context_window=1024, max_tokens=256)
 
     limit = (1024 - 256) / (1 + TOKENIZER_HEADROOM)
     assert sum(count_tokens(m.content) for m in prompt.messages) <= limit
@@ -276,12 +276,12 @@ def test_passages_are_fitted_whole_to_the_context_window():
     for passage in passages[len(prompt.passages):]:
         assert passage.text[:20] not in text
     # with a big window every passage fits
-    assert fit_passages("q?", passages, Settings(llm_context_window=32768)).dropped == 0
+    assert fit_passages("q?", passages, context_window=32768, max_tokens=512).dropped == 0
 
 
 def test_a_prompt_that_cannot_fit_is_a_clear_error_and_the_answer_falls_back(seeded_bot, server):
     with pytest.raises(LLMError, match="no passage fits in the context window"):
-        fit_passages("q?", [_passage(0, 2000)], Settings(llm_context_window=1024, llm_max_tokens=256))
+        fit_passages("q?", [_passage(0, 2000)], context_window=1024, max_tokens=256)
     answer = llm_bot(seeded_bot, server, llm_context_window=512, llm_max_tokens=400).ask(SALARY)
     assert answer.text.startswith("Note: the question needs ")
     assert "raise ASSISTANT_LLM_CONTEXT_WINDOW or lower ASSISTANT_LLM_MAX_TOKENS" in answer.text.splitlines()[0]
@@ -313,7 +313,7 @@ def test_unsupported_marker_is_removed_and_an_uncited_supported_sentence_gets_on
 
 
 def test_extractive_stays_the_default_and_the_key_comes_from_the_usual_variables(monkeypatch, seeded_bot):
-    assert Settings().llm == "extractive" and seeded_bot.generator is None
+    assert Settings().llm == "extractive" and isinstance(seeded_bot.answerer, ExtractiveAnswerer)
     for name in ("ASSISTANT_LLM_API_KEY", "OPENAI_API_KEY", "HF_TOKEN", "ASSISTANT_HF_TOKEN", "ASSISTANT_LLM_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai")

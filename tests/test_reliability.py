@@ -247,7 +247,8 @@ def test_bad_input_corpus_gets_one_clear_line_each_and_loses_nothing_else(bot, c
 
 def seed_answers(tmp_path: Path, extra: Path | None = None) -> list[tuple]:
     """The seed-article eval questions asked as `assistant eval` asks them (follow-ups with their history)."""
-    from assistant.evaluation import ask_all, load_questions
+    from assistant.evaluation import ask_all
+    from assistant.metrics import load_questions
 
     corpus = tmp_path / "corpus"
     shutil.copytree(CORPUS, corpus)

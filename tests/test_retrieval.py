@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assistant.retrieval import Filters
+from assistant.contract import Filters
 
 ARTICLES = [
     {"id": "mayor-2023", "title": "Harbour town elects a mayor", "source": "Gazette", "published_at": "2023-03-01",
@@ -27,7 +27,7 @@ def dated_bot(bot, tmp_path):
 
 
 def test_exact_terms_win_through_bm25_even_when_embeddings_are_vague(dated_bot):
-    passages = dated_bot.retriever.retrieve("sourdough loaves Mill Street", top_k=3)
+    passages = dated_bot.retriever.retrieve("sourdough loaves Mill Street", top_k=3).passages
     assert passages[0].doc_id == "bakery"
     assert passages[0].bm25 > 0 and passages[0].dense_rank is not None
 
@@ -54,16 +54,16 @@ def test_source_filter_keeps_only_that_outlet(dated_bot):
 
 
 def test_date_range_filters_use_publication_dates(dated_bot):
-    since = dated_bot.retriever.retrieve("mayor elected", filters=Filters(since="2024-01-01"))
+    since = dated_bot.retriever.retrieve("mayor elected", filters=Filters(since="2024-01-01")).passages
     assert {p.doc_id for p in since} <= {"mayor-2024", "bakery"}
-    until = dated_bot.retriever.retrieve("mayor elected", filters=Filters(until="2023-12-31"))
+    until = dated_bot.retriever.retrieve("mayor elected", filters=Filters(until="2023-12-31")).passages
     assert {p.doc_id for p in until} == {"mayor-2023"}
 
 
 def test_bm25_index_follows_incremental_ingests(dated_bot, tmp_path):
-    assert not dated_bot.retriever.retrieve("lighthouse keeper", top_k=1)[0].bm25
+    assert not dated_bot.retriever.retrieve("lighthouse keeper", top_k=1).passages[0].bm25
     note = dated_bot.settings.corpus_dir / "lighthouse.txt"
     note.write_text("The lighthouse keeper counted 412 ships in 1911.")
     dated_bot.ingest(progress=False)
-    top = dated_bot.retriever.retrieve("lighthouse keeper", top_k=1)[0]
+    top = dated_bot.retriever.retrieve("lighthouse keeper", top_k=1).passages[0]
     assert top.doc_id == "lighthouse.txt" and top.bm25 > 0

@@ -8,7 +8,7 @@ from html import unescape
 
 import pytest
 
-from assistant.answering import Answer, Citation
+from assistant.contract import Answer, Citation
 from assistant.ui import (ChatApp, UploadError, highlight, render_answer, render_sources, render_user,
                           safe_upload_name, save_uploads)
 
