@@ -6,31 +6,34 @@ Every piece of document text is HTML-escaped before it is wrapped in our own
 markup: a document holding ``<script>`` or ``<b>`` shows those characters, it
 never runs or renders them. Uploads land in ``<corpus>/uploads/`` under a
 sanitised basename and the corpus folder is re-ingested incrementally, so they
-are searchable at once. ``/chat`` is a named API endpoint for ``gradio_client``.
+are searchable at once. ``/chat`` is a named API endpoint (``gr.api``) for ``gradio_client``.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import shutil
 import sys
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
 import assistant  # noqa: F401  (offline environment before gradio is imported)
-from assistant.contract import Answer, Citation, FilterError, Filters, QuestionError, source_details, source_line
+from assistant.contract import FilterError, Filters, QuestionError
 from assistant.loading import SUPPORTED_SUFFIXES
 from assistant.pipeline import Assistant
+from assistant.render import (SOURCES_PLACEHOLDER, _text, answer_payload, highlight,  # noqa: F401  (the UI's API)
+                              render_answer, render_sources, render_user)
 from assistant.settings import Settings
 
 log = logging.getLogger(__name__)
 
 UPLOAD_SUBDIR = "uploads"
+API_SESSIONS_KEPT = 1000  # /chat conversations remembered (the least recently used is forgotten first)
+API_TURNS_KEPT = 10  # turns remembered per /chat conversation (the rewriters read the last few)
 MAX_NAME_CHARS = 120
-SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
 
 
 class UploadError(ValueError):
@@ -95,92 +98,6 @@ def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float) -> tu
     return saved, problems
 
 
-# ---------------------------------------------------------------- rendering (all text escaped)
-
-
-def _text(value: object) -> str:
-    """Document or user text as inert HTML: escaped, with template and markdown characters as entities."""
-    escaped = html.escape(str(value or ""), quote=True)
-    return escaped.replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;").replace(
-        "*", "&#42;").replace("_", "&#95;").replace("`", "&#96;").replace("~", "&#126;").replace(
-        "[", "&#91;").replace("]", "&#93;").replace("\\", "&#92;")
-
-
-def render_user(question: str) -> str:
-    """A user message for the chat window, shown as typed."""
-    return f'<div class="msg user-msg">{_text(question)}</div>'
-
-
-def render_answer(text: str, abstained: bool = False, streaming: bool = False, error: bool = False) -> str:
-    """An answer for the chat window: escaped text with styled [n] markers; abstentions look different."""
-    body = _text(text).replace("\n", "<br>")
-    body = re.sub(r"&#91;(\d+)&#93;", r'<span class="cite-marker">[\1]</span>', body)
-    if error:
-        return f'<div class="msg answer-error">⚠ {body}</div>'
-    if abstained:
-        return f'<div class="msg abstained"><span class="abstain-label">No answer in the corpus</span>{body}</div>'
-    cursor = '<span class="typing">▍</span>' if streaming else ""
-    return f'<div class="msg answer">{body}{cursor}</div>'
-
-
-def highlight(passage: str, quote: str) -> str:
-    """The passage as escaped HTML with the quoted span(s) inside ``<mark>``.
-
-    A quote of several sentences from one passage is joined by `` … ``; each part
-    is found in order. Parts not found verbatim are shown above the passage.
-    """
-    parts = [p.strip() for p in (quote or "").split(" … ") if p.strip()]
-    out, cursor, missing = [], 0, []
-    for part in parts:
-        at = passage.find(part, cursor)
-        if at < 0:
-            missing.append(part)
-            continue
-        out += [_text(passage[cursor:at]), f"<mark>{_text(part)}</mark>"]
-        cursor = at + len(part)
-    out.append(_text(passage[cursor:]))
-    quoted = "".join(f'<div class="src-quote"><mark>{_text(p)}</mark></div>' for p in missing)
-    return quoted + "".join(out)
-
-
-def _citation_meta(citation: Citation) -> str:
-    return " · ".join(f"<span>{_text(b)}</span>" for b in source_details(citation))
-
-
-def render_sources(answer: Answer | None) -> str:
-    """The sources panel: each cited source with title, source/file, page, date and the highlighted passage."""
-    if answer is None:
-        return SOURCES_PLACEHOLDER
-    if answer.abstained or not answer.citations:
-        return ('<div class="sources-empty">No sources: the corpus does not contain the answer to '
-                "this question.</div>")
-    cards = []
-    for c in answer.citations:
-        title = _text(c.title or c.doc_id)
-        if c.url.startswith(("http://", "https://")):
-            title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
-        cards.append(
-            f'<div class="src-card" id="source-{c.n}">'
-            f'<div class="src-head"><span class="cite-marker">[{c.n}]</span> <span class="src-title">{title}</span></div>'
-            f'<div class="src-meta">{_citation_meta(c)}</div>'
-            f'<div class="src-passage">{highlight(c.passage or c.quote, c.quote)}</div>'
-            "</div>"
-        )
-    return '<div class="sources">' + "".join(cards) + "</div>"
-
-
-def answer_payload(answer: Answer) -> dict:
-    """What ``/chat`` returns: the ``assistant ask --json`` object plus a plain-text rendering."""
-    data = answer.to_json()
-    lines = [answer.text]
-    if answer.citations:
-        lines.append("\nSources:")
-        for c in answer.citations:
-            lines.append(f"{source_line(c)}\n    “{c.quote}”")
-    data["text"] = "\n".join(lines)
-    return data
-
-
 # ---------------------------------------------------------------- the app
 
 
@@ -203,6 +120,7 @@ class ChatApp:
         self.bot = bot
         self.settings: Settings = bot.settings
         self.lock = threading.Lock()
+        self.api_sessions: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
     # -- facts shown in the settings accordion
     def backend_text(self) -> str:
@@ -256,18 +174,23 @@ class ChatApp:
         turns.append((question, answer.text))
         yield "", messages, render_sources(answer), turns
 
-    def chat_api(self, message: str, turns: list | None) -> tuple[dict, list]:
-        """The ``/chat`` endpoint: answer ``message`` in this client's conversation."""
-        turns = list(turns or [])
+    def chat_api(self, message: str, session: str) -> dict:
+        """The ``/chat`` endpoint: answer ``message`` in the conversation of ``session`` (one per
+        ``gradio_client.Client``); the latest sessions' recent turns are kept here, in memory."""
+        turns = list(self.api_sessions.get(session, []))
         try:
             with self.lock:
-                answer = self.bot.ask(message, history=[tuple(t) for t in turns] or None)
+                answer = self.bot.ask(message, history=turns or None)
         except QuestionError as exc:
             import gradio as gr
 
             raise gr.Error(str(exc)) from None
-        turns.append((answer.question, answer.text))
-        return answer_payload(answer), turns
+        with self.lock:
+            self.api_sessions[session] = (turns + [(answer.question, answer.text)])[-API_TURNS_KEPT:]
+            self.api_sessions.move_to_end(session)
+            while len(self.api_sessions) > API_SESSIONS_KEPT:
+                self.api_sessions.popitem(last=False)
+        return answer_payload(answer)
 
     def clear(self) -> tuple:
         return [], SOURCES_PLACEHOLDER, [], ""
@@ -403,13 +326,15 @@ def build_app(bot: Assistant):
         upload.upload(on_upload, [upload], [upload_status, backend], api_visibility="private",
                       show_progress="full")
 
-        # The named API endpoint: Client(url).predict(message=..., api_name="/chat") -> dict.
-        api_message = gr.Textbox(visible=False, label="message")
-        api_turns = gr.State([])
-        api_result = gr.JSON(visible=False, label="answer")
-        api_button = gr.Button(visible=False)
-        api_button.click(app.chat_api, [api_message, api_turns], [api_result, api_turns], api_name="chat",
-                         api_description="Answer a question with citations; a Client keeps the conversation.")
+        # The named API endpoint: Client(url).predict(message=..., api_name="/chat") -> dict. A Client is
+        # one Gradio session, and its session hash keys its conversation.
+        def chat(message: str, request: gr.Request) -> dict:
+            return app.chat_api(message, request.session_hash)
+
+        # gr.api reads real type hints (this module's are strings, and gradio is imported locally).
+        chat.__annotations__ = {"message": str, "request": gr.Request, "return": dict}
+        gr.api(chat, api_name="chat",
+               api_description="Answer a question with citations; a Client keeps the conversation.")
     return demo
 
 

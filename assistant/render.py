@@ -1,0 +1,98 @@
+"""How answers look in the chat: HTML for the chat window and the sources panel, text for ``/chat``.
+
+Every piece of document or user text is HTML-escaped before it is wrapped in our
+own markup: a document holding ``<script>`` or ``<b>`` shows those characters, it
+never runs or renders them.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from assistant.contract import Answer, Citation, source_details, source_line
+
+SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
+
+
+def _text(value: object) -> str:
+    """Document or user text as inert HTML: escaped, with template and markdown characters as entities."""
+    escaped = html.escape(str(value or ""), quote=True)
+    return escaped.replace("$", "&#36;").replace("{", "&#123;").replace("}", "&#125;").replace(
+        "*", "&#42;").replace("_", "&#95;").replace("`", "&#96;").replace("~", "&#126;").replace(
+        "[", "&#91;").replace("]", "&#93;").replace("\\", "&#92;")
+
+
+def render_user(question: str) -> str:
+    """A user message for the chat window, shown as typed."""
+    return f'<div class="msg user-msg">{_text(question)}</div>'
+
+
+def render_answer(text: str, abstained: bool = False, streaming: bool = False, error: bool = False) -> str:
+    """An answer for the chat window: escaped text with styled [n] markers; abstentions look different."""
+    body = _text(text).replace("\n", "<br>")
+    body = re.sub(r"&#91;(\d+)&#93;", r'<span class="cite-marker">[\1]</span>', body)
+    if error:
+        return f'<div class="msg answer-error">⚠ {body}</div>'
+    if abstained:
+        return f'<div class="msg abstained"><span class="abstain-label">No answer in the corpus</span>{body}</div>'
+    cursor = '<span class="typing">▍</span>' if streaming else ""
+    return f'<div class="msg answer">{body}{cursor}</div>'
+
+
+def highlight(passage: str, quote: str) -> str:
+    """The passage as escaped HTML with the quoted span(s) inside ``<mark>``.
+
+    A quote of several sentences from one passage is joined by `` … ``; each part
+    is found in order. Parts not found verbatim are shown above the passage.
+    """
+    parts = [p.strip() for p in (quote or "").split(" … ") if p.strip()]
+    out, cursor, missing = [], 0, []
+    for part in parts:
+        at = passage.find(part, cursor)
+        if at < 0:
+            missing.append(part)
+            continue
+        out += [_text(passage[cursor:at]), f"<mark>{_text(part)}</mark>"]
+        cursor = at + len(part)
+    out.append(_text(passage[cursor:]))
+    quoted = "".join(f'<div class="src-quote"><mark>{_text(p)}</mark></div>' for p in missing)
+    return quoted + "".join(out)
+
+
+def _citation_meta(citation: Citation) -> str:
+    return " · ".join(f"<span>{_text(b)}</span>" for b in source_details(citation))
+
+
+def render_sources(answer: Answer | None) -> str:
+    """The sources panel: each cited source with title, source/file, page, date and the highlighted passage."""
+    if answer is None:
+        return SOURCES_PLACEHOLDER
+    if answer.abstained or not answer.citations:
+        return ('<div class="sources-empty">No sources: the corpus does not contain the answer to '
+                "this question.</div>")
+    cards = []
+    for c in answer.citations:
+        title = _text(c.title or c.doc_id)
+        if c.url.startswith(("http://", "https://")):
+            title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+        cards.append(
+            f'<div class="src-card" id="source-{c.n}">'
+            f'<div class="src-head"><span class="cite-marker">[{c.n}]</span> <span class="src-title">{title}</span></div>'
+            f'<div class="src-meta">{_citation_meta(c)}</div>'
+            f'<div class="src-passage">{highlight(c.passage or c.quote, c.quote)}</div>'
+            "</div>"
+        )
+    return '<div class="sources">' + "".join(cards) + "</div>"
+
+
+def answer_payload(answer: Answer) -> dict:
+    """What ``/chat`` returns: the ``assistant ask --json`` object plus a plain-text rendering."""
+    data = answer.to_json()
+    lines = [answer.text]
+    if answer.citations:
+        lines.append("\nSources:")
+        for c in answer.citations:
+            lines.append(f"{source_line(c)}\n    “{c.quote}”")
+    data["text"] = "\n".join(lines)
+    return data
