@@ -129,8 +129,8 @@ def test_respond_streams_then_shows_sources_and_remembers_the_turn(seeded_bot):
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert "[1]" in messages[-1]["content"] and "typing" not in messages[-1]["content"]
     assert "<mark>" in sources and "netflix-ai-job-ad.md" in sources
-    assert turns == [("What job did Netflix advertise for its machine learning platform?",
-                      turns[0][1])] and "$900,000" in turns[0][1]
+    question = "What job did Netflix advertise for its machine learning platform?"
+    assert turns == [(question, seeded_bot.ask(question).text)] and "$900,000" in turns[0][1]
 
 
 def test_the_same_follow_up_is_answered_about_the_previous_turn(seeded_bot):
