@@ -20,7 +20,8 @@ from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionErro
 from assistant.generative import GenerativeAnswerer
 from assistant.ingest import IngestReport, ingest
 from assistant.llm import LLMClient
-from assistant.retrieval import Retriever
+from assistant.embedding import encoder_for
+from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
 from assistant.store import Store
 
@@ -44,6 +45,12 @@ ANSWERERS: dict[str, Callable[[Settings], Answerer]] = {
     "extractive": extractive,
     "openai": generative,
 }
+
+
+def retrieval_options(settings: Settings) -> RetrievalOptions:
+    """The retrieval knobs of ``settings``."""
+    return RetrievalOptions(top_k=settings.top_k, candidates=settings.candidates, hybrid=settings.hybrid,
+                            fusion=settings.fusion, bm25_weight=settings.bm25_weight, rrf_k=settings.rrf_k)
 
 
 def rewriter(settings: Settings) -> Rewriter:
@@ -76,7 +83,7 @@ class Assistant:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings)
-        self.retriever = Retriever(self.store, settings)
+        self.retriever = Retriever(self.store, encoder_for(settings), retrieval_options(settings))
         self.rewriter = rewriter(settings)
         self.answerer = ANSWERERS[settings.llm](settings)
 

@@ -25,8 +25,6 @@ from llama_index.core.vector_stores import (
 )
 
 from assistant.contract import Filters, Meta, Passage, date_ordinal, ranked_doc_ids
-from assistant.embedding import encoder_for
-from assistant.settings import Settings
 from assistant.store import Store, StoredChunk
 from assistant.text import terms
 
@@ -88,13 +86,25 @@ class Bm25Index:
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
 
 
-class Retriever:
-    """Hybrid retriever over one :class:`Store`."""
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """How a :class:`Retriever` searches (``Settings`` of the same names)."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
+    top_k: int = 5
+    candidates: int = 30
+    hybrid: bool = True
+    fusion: str = "weighted"
+    bm25_weight: float = 0.45
+    rrf_k: int = 60
+
+
+class Retriever:
+    """Hybrid retriever over one :class:`Store`; ``encoder`` embeds queries (the store's model)."""
+
+    def __init__(self, store: Store, encoder, options: RetrievalOptions = RetrievalOptions()) -> None:
         self.store = store
-        self.settings = settings
-        self.encoder = encoder_for(settings)
+        self.options = options
+        self.encoder = encoder
         self._bm25: Bm25Index | None = None
         self._bm25_revision: str | None = None
         self._lock = threading.Lock()
@@ -112,19 +122,19 @@ class Retriever:
     def retrieve(self, query: str, top_k: int | None = None, filters: Filters | None = None) -> Retrieval:
         """The ``top_k`` best passages for ``query`` (best first), the ranking of documents over all
         candidates, and the term weights of the index this search used."""
-        top_k = top_k or self.settings.top_k
+        top_k = top_k or self.options.top_k
         index = self.bm25
         ranked = self._search(query, index, filters or Filters(), top_k)
         return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), index.idf)
 
     def _search(self, question: str, index: Bm25Index, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
-        candidates = max(self.settings.candidates, top_k)
+        candidates = max(self.options.candidates, top_k)
         fused: dict[str, Passage] = {}
         for rank, passage in enumerate(self._dense(question, candidates, filters)):
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
-        if self.settings.hybrid:
+        if self.options.hybrid:
             hits = [(i, s) for i, s in index.search(terms(question), candidates * 3)
                     if filters.matches(index.chunks[i].metadata)][:candidates]
             for rank, (i, score) in enumerate(hits):
@@ -132,8 +142,8 @@ class Retriever:
                 passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
                 passage.bm25, passage.bm25_rank = score, rank
                 fused[chunk.chunk_id] = passage
-        fuse(list(fused.values()), self.settings.fusion, self.settings.bm25_weight if self.settings.hybrid else 0.0,
-             self.settings.rrf_k)
+        options = self.options
+        fuse(list(fused.values()), options.fusion, options.bm25_weight if options.hybrid else 0.0, options.rrf_k)
         if filters.as_of:
             apply_as_of(list(fused.values()), question, filters.as_of)
         return sorted(fused.values(), key=lambda p: -p.score)

@@ -14,7 +14,7 @@ from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, FilterError, 
                                 sentence_updates)
 from assistant.loading import load_path
 from assistant.pipeline import Assistant
-from assistant.retrieval import FUTURE_PENALTY, RECENCY_BOOST, Retriever, apply_as_of, fuse
+from assistant.retrieval import FUTURE_PENALTY, RECENCY_BOOST, RetrievalOptions, Retriever, apply_as_of, fuse
 from assistant.text import split_sentences
 from tests.conftest import CORPUS, make_pdf
 from tests.fake_openai import FakeOpenAI
@@ -94,7 +94,7 @@ def test_each_search_carries_the_term_weights_of_the_index_it_used(seeded_bot):
 
 
 def test_without_hybrid_only_dense_similarity_ranks(seeded_bot):
-    dense_only = Retriever(seeded_bot.store, seeded_bot.settings.with_overrides(hybrid=False))
+    dense_only = Retriever(seeded_bot.store, seeded_bot.retriever.encoder, RetrievalOptions(hybrid=False))
     found = dense_only.retrieve("How much does the machine learning job pay?", top_k=4)
 
     assert len(found.passages) == 4
