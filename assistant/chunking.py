@@ -20,6 +20,11 @@ from assistant.text import count_tokens, token_encoder  # noqa: F401  (count_tok
 
 # Only the title is embedded with the text; the rest of the metadata is for citations.
 EMBEDDED_METADATA = (Meta.TITLE,)
+# The title is prepended to every chunk (as "title: ..."), so it is cut to at most this many tokens,
+# and to a quarter of the chunk size; the full title is kept as Meta.TITLE_FULL for display.
+MAX_TITLE_TOKENS = 48
+# Other metadata is only stored (never prepended): cut to a bounded length all the same.
+MAX_METADATA_CHARS = 1000
 
 
 def chunk_id(doc_id: str, doc_hash: str, page: int, position: int) -> str:
@@ -43,23 +48,39 @@ def splitter(chunk_size: int, chunk_overlap: int) -> SentenceSplitter:
     )
 
 
+def bounded_title(title: str, chunk_size: int) -> str:
+    """``title`` cut so that what is prepended to a chunk ("title: ...") fits its token budget."""
+    budget = min(MAX_TITLE_TOKENS, chunk_size // 4)
+    if count_tokens(f"title: {title}") <= budget:
+        return title  # ordinary titles are untouched, so their chunks and ids stay the same
+    tokens = token_encoder().encode(title, disallowed_special=())
+    cut = len(tokens)
+    while cut and count_tokens(f"title: {token_encoder().decode(tokens[:cut])}…") > budget:
+        cut -= 1
+    # A cut inside a multi-byte character decodes to U+FFFD: drop those.
+    return token_encoder().decode(tokens[:cut]).replace("\ufffd", "").rstrip() + "…"
+
+
 def chunk_document(doc: LoadedDocument, doc_hash: str, origin: str,
                    chunk_size: int, chunk_overlap: int) -> list[TextNode]:
     """Split one loaded document (all its pages) into nodes with citation metadata."""
     parser = splitter(chunk_size, chunk_overlap)
     nodes: list[TextNode] = []
     for article in doc.articles:
+        title = bounded_title(article.title, chunk_size)
         metadata = {
             Meta.DOC_ID: doc.doc_id,
-            Meta.TITLE: article.title,
-            Meta.SOURCE: article.source,
-            Meta.DATE: article.date,
-            Meta.URL: article.url,
+            Meta.TITLE: title,
+            Meta.SOURCE: article.source[:MAX_METADATA_CHARS],
+            Meta.DATE: article.date[:MAX_METADATA_CHARS],
+            Meta.URL: article.url[:MAX_METADATA_CHARS],
             Meta.PAGE: article.page or 0,
-            Meta.OUTLETS: article.outlets,
+            Meta.OUTLETS: article.outlets[:MAX_METADATA_CHARS],
             Meta.DOC_HASH: doc_hash,
             Meta.ORIGIN: origin,
         }
+        if title != article.title:
+            metadata[Meta.TITLE_FULL] = article.title
         ordinal = date_ordinal(article.date)
         if ordinal is not None:
             metadata[Meta.DATE_ORDINAL] = ordinal

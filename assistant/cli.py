@@ -1,4 +1,4 @@
-"""The ``assistant`` command: ingest, ask, config, eval, serve.
+"""The ``assistant`` command: ingest, ask, documents, remove, config, eval, serve.
 
 Flags override settings, which override ``ASSISTANT_*`` environment variables.
 """
@@ -7,12 +7,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
 
 import assistant  # noqa: F401  (offline environment first)
-from assistant.settings import Settings, load_settings
+from assistant.settings import MAX_TOP_K, Settings, load_settings
+
+# ANSI escape sequences (CSI, OSC, two-character) and other C0/C1 control characters but newline and tab
+TERMINAL_CONTROLS = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?|\x9b[0-?]*[ -/]*[@-~]"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: object) -> str:
+    """Document text with terminal control sequences removed, safe to print."""
+    return TERMINAL_CONTROLS.sub("", str(text or ""))
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="only passages whose source contains this text")
     p.add_argument("--since", help="only articles published on or after YYYY-MM-DD")
     p.add_argument("--until", help="only articles published on or before YYYY-MM-DD")
+
+    p = sub.add_parser("documents", help="list the documents in the store")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print one JSON array")
+
+    p = sub.add_parser("remove", help="remove documents from the store (an upload's file too)")
+    p.add_argument("doc_ids", nargs="+", metavar="DOC_ID", help="ids as `assistant documents` lists them")
+    _common(p)
 
     p = sub.add_parser("config", help="print the effective settings")
     _common(p)
@@ -89,7 +108,45 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, (ModelMissingError, QuestionError, StoreError, ValueError)):
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        raise
+        return _unexpected(exc)
+    except BaseException as exc:  # a Rust panic inside chromadb is a BaseException
+        if type(exc).__name__ != "PanicException":
+            raise
+        return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    """One line for an error we did not foresee (ASSISTANT_DEBUG=1 shows the traceback)."""
+    import os
+
+    if os.environ.get("ASSISTANT_DEBUG"):
+        raise exc
+    detail = " ".join(str(exc).split())[:300]
+    if type(exc).__module__.startswith("chromadb") or type(exc).__name__ == "PanicException":
+        print(f"error: the Chroma store failed ({type(exc).__name__}: {detail}); if it is damaged, move it "
+              "away and run `assistant ingest` again", file=sys.stderr)
+        return 2
+    print(f"error: {type(exc).__name__}: {detail} (this is a bug; run again with ASSISTANT_DEBUG=1 for "
+          "details)", file=sys.stderr)
+    return 1
+
+
+def _top_k(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= MAX_TOP_K:
+        raise ValueError(f"--top-k must be between 1 and {MAX_TOP_K} (got {value})")
+    return value
+
+
+def _existing_store(settings: Settings):
+    """The store, or :class:`StoreError` when there is none yet (nothing is created)."""
+    from pathlib import Path as _Path
+
+    from assistant.store import CHROMA_FILE, Store, StoreError
+
+    if not settings.chroma_url and not (_Path(settings.store_dir).expanduser() / CHROMA_FILE).exists():
+        raise StoreError(f"no store at {settings.store_dir}: nothing has been ingested there "
+                         "(run `assistant ingest FOLDER`, or pass --store)")
+    return Store(settings, preload=False)
 
 
 def cmd_ingest(args) -> int:
@@ -98,43 +155,68 @@ def cmd_ingest(args) -> int:
     settings = _settings(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
     bot = Assistant(settings)
     report = bot.ingest(args.paths or None, prune=args.prune, progress=not args.quiet)
-    print(report.summary())
+    print(terminal_safe(report.summary()))
     return 1 if report.failed and not (report.added or report.updated or report.unchanged) else 0
 
 
 def _filters(args):
-    from assistant.contract import Filters
+    from assistant.contract import Filters, parse_day
 
+    for name in ("as_of", "since", "until"):
+        value = getattr(args, name, None)
+        if value:
+            parse_day(value, f"--{name.replace('_', '-')}")
     return Filters(source=args.source, since=args.since, until=args.until, as_of=args.as_of)
 
 
 def cmd_ask(args) -> int:
     from assistant.contract import source_line
-    from assistant.pipeline import Assistant
+    from assistant.pipeline import ready_assistant
 
-    bot = Assistant(_settings(args))
-    if bot.store.count() == 0:
-        print(f"The store at {bot.store.location} is empty: ingesting {bot.settings.corpus_dir} first.",
-              file=sys.stderr)
-        print(bot.ingest(progress=not args.json).summary(), file=sys.stderr)
+    _top_k(args.top_k)
+    filters = _filters(args)
+    bot = ready_assistant(_settings(args), progress=not args.json)
     streamed = bot.settings.llm != "extractive" and not args.json
     if streamed:  # ASSISTANT_LLM=openai: checked sentences appear as the model writes them
         from assistant.generative import print_checked_stream
 
-        answer = print_checked_stream(bot.stream(args.question, top_k=args.top_k, filters=_filters(args)))
+        answer = print_checked_stream(bot.stream(args.question, top_k=args.top_k, filters=filters))
     else:
-        answer = bot.ask(args.question, top_k=args.top_k, filters=_filters(args))
+        answer = bot.ask(args.question, top_k=args.top_k, filters=filters)
     if args.json:
         print(json.dumps(answer.to_json(), ensure_ascii=False))
         return 0
     if not streamed:
-        print(answer.text)
+        print(terminal_safe(answer.text))
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            print(source_line(c))
-            print(textwrap.indent(textwrap.fill(f"“{c.quote}”", 96), "    "))
+            print(terminal_safe(source_line(c)))
+            print(textwrap.indent(textwrap.fill(terminal_safe(f"“{c.quote}”"), 96), "    "))
     return 0
+
+
+def cmd_documents(args) -> int:
+    from assistant.library import list_documents
+
+    docs = list_documents(_existing_store(_settings(args)))
+    if args.json:
+        print(json.dumps([d.to_json() for d in docs], ensure_ascii=False))
+    else:
+        for doc in docs:
+            print(terminal_safe(doc.line()))
+        print(f"{len(docs)} document{'' if len(docs) == 1 else 's'}", file=sys.stderr)
+    return 0
+
+
+def cmd_remove(args) -> int:
+    from assistant.library import remove_documents
+
+    settings = _settings(args)
+    removals = remove_documents(_existing_store(settings), args.doc_ids, settings.corpus_dir)
+    for removal in removals:
+        print(terminal_safe(removal.message), file=sys.stdout if removal.ok else sys.stderr)
+    return 0 if all(r.ok for r in removals) else 1
 
 
 def cmd_config(args) -> int:
@@ -154,7 +236,7 @@ def cmd_eval(args) -> int:
 
     return eval_command(_settings(args), args.documents, args.questions, out=args.out,
                         fresh_store=args.store is None and args.collection is None, limit=args.limit,
-                        top_k=args.top_k, baseline=args.baseline, update_baseline=args.update_baseline,
+                        top_k=_top_k(args.top_k), baseline=args.baseline, update_baseline=args.update_baseline,
                         name=args.name, progress=not args.quiet)
 
 
@@ -165,7 +247,8 @@ def cmd_serve(args) -> int:
     return 0
 
 
-COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "config": cmd_config, "eval": cmd_eval, "serve": cmd_serve}
+COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "documents": cmd_documents, "remove": cmd_remove,
+            "config": cmd_config, "eval": cmd_eval, "serve": cmd_serve}
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ class Meta:
     """The metadata keys every stored chunk carries (written by chunking, read by store and retrieval)."""
 
     DOC_ID = "doc_id"
-    TITLE = "title"
+    TITLE = "title"  # cut to a token budget when long (assistant/chunking.py: bounded_title)
+    TITLE_FULL = "title_full"  # the whole title, only where TITLE was cut
     SOURCE = "source"
     DATE = "date"
     DATE_ORDINAL = "date_ordinal"
@@ -33,6 +34,7 @@ class Meta:
     ORIGIN = "origin"
     CHUNK_INDEX = "chunk_index"
     N_CHUNKS = "n_chunks"
+    UPDATED = "updated"  # when the document's file last changed (ISO 8601 UTC)
 
 
 # ---------------------------------------------------------------- dates
@@ -54,6 +56,21 @@ def normalise_date(value: str) -> str:
             continue
     match = re.match(r"(\d{4}-\d{2}-\d{2})", value)
     return match.group(1) if match else value
+
+
+LATEST_DAY = date(9998, 12, 31)  # leaves room for the day arithmetic of date filters
+
+
+def parse_day(value: str, what: str) -> date:
+    """``value`` (YYYY-MM-DD) as a date; ValueError with a message naming ``what`` otherwise
+    (not a date, or after :data:`LATEST_DAY`)."""
+    try:
+        day = date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{what} {value!r} is not a date like 2024-05-31") from None
+    if day <= LATEST_DAY:
+        return day
+    raise ValueError(f"{what} {value!r} is out of range (the latest date accepted is {LATEST_DAY})")
 
 
 def date_ordinal(value: str | None) -> int | None:
@@ -92,6 +109,9 @@ class Filters:
             value = getattr(self, name)
             if value and date_ordinal(value) is None:
                 raise FilterError(f"the '{name.replace('_', '-')}' date {value!r} is not a date like 2024-05-31")
+            if value and date_ordinal(value) > LATEST_DAY.toordinal():
+                raise FilterError(f"the '{name.replace('_', '-')}' date {value!r} is out of range (the latest "
+                                  f"date accepted is {LATEST_DAY})")
 
     @property
     def since_ordinal(self) -> int | None:
@@ -154,7 +174,7 @@ class Passage:
             chunk_id=chunk_id,
             doc_id=str(meta.get(Meta.DOC_ID, "")),
             text=text,
-            title=str(meta.get(Meta.TITLE, "")),
+            title=str(meta.get(Meta.TITLE_FULL) or meta.get(Meta.TITLE, "")),
             source=str(meta.get(Meta.SOURCE, "")),
             date=str(meta.get(Meta.DATE, "")),
             url=str(meta.get(Meta.URL, "")),

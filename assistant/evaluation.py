@@ -76,7 +76,9 @@ def run_eval(settings: Settings, documents: Path, questions_file: Path, *, limit
             settings = settings.with_overrides(store_dir=Path(tmp) / "store")
         bot = Assistant(settings)
         try:
-            report = bot.ingest([documents], progress=progress)
+            # ids relative to the documents folder, unprefixed (the baselines name them so)
+            report = bot.ingest([documents], progress=progress,
+                                bundled=documents if documents.is_dir() else documents.parent)
             if bot.store.count() == 0:
                 raise EvalError(f"nothing was ingested from {documents}:\n{report.summary()}")
             records, scores = ask_all(bot, questions, top_k, progress, desc=f"eval {name}")

@@ -93,9 +93,11 @@ def iter_input_files(root: Path) -> Iterator[Path]:
             yield path
 
 
-def load_path(path: Path, root: Path, max_file_mb: float) -> Iterator[LoadedDocument | LoadProblem]:
-    """Load one file; ``doc_id`` is its path relative to ``root`` (JSONL: each line's ``id``)."""
-    rel = path.relative_to(root).as_posix() if path != root else path.name
+def load_path(path: Path, root: Path, max_file_mb: float, prefix: str = "",
+              max_pdf_pages: int | None = None) -> Iterator[LoadedDocument | LoadProblem]:
+    """Load one file; ``doc_id`` is ``prefix`` + its path relative to ``root`` (JSONL: each line's
+    ``id``). A PDF of more than ``max_pdf_pages`` pages is refused before any page is read."""
+    rel = prefix + (path.relative_to(root).as_posix() if path != root else path.name)
     suffix = path.suffix.lower()
     try:
         if suffix not in SUPPORTED_SUFFIXES:
@@ -116,7 +118,7 @@ def load_path(path: Path, root: Path, max_file_mb: float) -> Iterator[LoadedDocu
             )
         meta = _sidecar_metadata(path)
         if suffix in PDF_SUFFIXES:
-            yield _load_pdf(path, rel, meta)
+            yield _load_pdf(path, rel, meta, max_pdf_pages)
         elif suffix in HTML_SUFFIXES:
             yield _load_html(path, rel, meta)
         else:
@@ -185,11 +187,9 @@ def _sidecar_metadata(path: Path) -> dict[str, str]:
 
 
 def _as_text(value) -> str:
-    if value is None:
-        return ""
     if isinstance(value, (list, tuple)):
         return ", ".join(str(v) for v in value)
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def _article(doc_id: str, text: str, meta: dict[str, str], default_title: str,
@@ -281,9 +281,8 @@ def _load_html(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
     return LoadedDocument(rel, [_article(rel, text, sidecar, " ".join(default_title.split()))])
 
 
-def _load_pdf(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
+def _load_pdf(path: Path, rel: str, sidecar: dict[str, str], max_pages: int | None = None) -> LoadedDocument:
     import logging
-
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
 
@@ -292,6 +291,9 @@ def _load_pdf(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
         reader = PdfReader(str(path), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise LoadError("encrypted PDF (password protected); save an unprotected copy; skipped")
+        if max_pages is not None and len(reader.pages) > max_pages:
+            raise LoadError(f"PDF has {len(reader.pages):,} pages, above the {max_pages:,}-page limit per "
+                            "upload (split it, or raise ASSISTANT_UPLOAD_MAX_PDF_PAGES); skipped")
         info = reader.metadata or {}
         pages = [(number, _clean(page.extract_text() or "")) for number, page in enumerate(reader.pages, 1)]
     except LoadError:

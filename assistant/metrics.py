@@ -15,6 +15,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from assistant.contract import parse_day
+
 MAX_ANSWER_WORDS = 60  # a correct answer is at most this long (the accuracy rule)
 MRR_DEPTH = 10
 MARKER = re.compile(r"\[\d+\]")
@@ -45,6 +47,17 @@ class EvalQuestion:
         return self.type != ABSTAIN_TYPE and bool(self.answers)
 
 
+def _question_lines(path: Path) -> list[str]:
+    """The lines of a questions file (UTF-8, a byte-order mark allowed); EvalError names the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise EvalError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); re-save the file "
+                        "as UTF-8") from None
+
+
 def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
     """The questions of a JSONL file (the first ``limit``); raises :class:`EvalError` on bad lines."""
     path = Path(path)
@@ -52,10 +65,10 @@ def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
         raise EvalError(f"question file {path} not found")
     out: list[EvalQuestion] = []
     seen: set[str] = set()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(_question_lines(path), 1):
         if not line.strip():
             continue
-        where = f"{path} line {number}"
+        where = f"{path}:{number}"
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -66,12 +79,21 @@ def load_questions(path: Path, limit: int | None = None) -> list[EvalQuestion]:
         if qid in seen:
             raise EvalError(f"{where}: duplicate id {qid!r}")
         seen.add(qid)
+        for key in ("answers", "evidence_doc_ids"):
+            if not isinstance(row.get(key) or [], list):
+                raise EvalError(f"{where}: \"{key}\" must be a list of strings, like [\"...\"] "
+                                f"(got {type(row[key]).__name__})")
         answers = [str(a) for a in row.get("answers") or [] if str(a).strip()]
         if not answers and row.get("answer") and row.get("type") != ABSTAIN_TYPE:
             answers = [str(row["answer"])]
         history = row.get("history") or []
         if not isinstance(history, list) or not all(isinstance(h, str) and h.strip() for h in history):
             raise EvalError(f"{where}: \"history\" must be a list of earlier questions")
+        if row.get("question_date"):
+            try:
+                parse_day(str(row["question_date"]), "\"question_date\"")
+            except ValueError as exc:
+                raise EvalError(f"{where}: {exc}") from None
         known = {"id", "question", "answer", "answers", "evidence_doc_ids", "type", "history", "question_date"}
         out.append(EvalQuestion(
             id=qid, question=str(row["question"]), answers=answers,

@@ -10,6 +10,7 @@ class with a ``respond`` method (``assistant.contract.Answerer``) and one line t
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -18,14 +19,14 @@ from assistant.answering import ExtractiveAnswerer
 from assistant.chat import LLMCondenser, Rewriter, RuleRewriter
 from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionError, Update
 from assistant.generative import GenerativeAnswerer
-from assistant.ingest import IngestReport, ingest
+from assistant.ingest import IngestLimits, IngestReport, ingest
 from assistant.llm import LLMClient
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
-from assistant.store import Store
+from assistant.store import CHROMA_FILE, Store, StoreError
 
-__all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question"]
+__all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question", "ready_assistant"]
 
 
 def extractive(settings: Settings) -> ExtractiveAnswerer:
@@ -87,9 +88,12 @@ class Assistant:
         self.rewriter = rewriter(settings)
         self.answerer = ANSWERERS[settings.llm](settings)
 
-    def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True) -> IngestReport:
-        """Incrementally ingest ``paths`` (default: the corpus folder)."""
-        return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress)
+    def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True,
+               bundled: Path | None = None, limits: IngestLimits | None = None) -> IngestReport:
+        """Incrementally ingest ``paths`` (default: the corpus folder). Files under ``bundled``
+        (default: the corpus folder) keep their relative path as id; others get a root prefix."""
+        return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress,
+                      bundled=bundled or self.settings.corpus_dir, limits=limits)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:
@@ -114,3 +118,26 @@ class Assistant:
                 answer.doc_ranking = found.doc_ranking
                 answer.latency_ms = (time.perf_counter() - started) * 1000
             yield text, answer
+
+
+def ready_assistant(settings: Settings, progress=True, out=sys.stderr) -> Assistant:
+    """An assistant with something to answer from: the corpus folder is ingested first when the
+    store is empty. Raises :class:`StoreError` when there is nothing to ask about (no store and no
+    corpus), without leaving a new store folder behind."""
+    corpus = Path(settings.corpus_dir)
+    if not settings.chroma_url and not (Path(settings.store_dir).expanduser() / CHROMA_FILE).exists() \
+            and not corpus.is_dir():
+        raise StoreError(f"nothing to ask about: no store at {settings.store_dir} and no corpus folder "
+                         f"{corpus} to ingest; run `assistant ingest FOLDER` first, or pass --store")
+    if not corpus.is_dir() and Store(settings, preload=False).count() == 0:
+        raise StoreError(f"nothing to ask about: the store at {settings.chroma_url or settings.store_dir} is "
+                         f"empty and there is no corpus folder {corpus}; run `assistant ingest FOLDER` first")
+    bot = Assistant(settings)
+    if bot.store.count() == 0:
+        print(f"The store at {bot.store.location} is empty: ingesting {corpus} first.", file=out)
+        report = bot.ingest(progress=progress, prune=False)  # a start-up ingest prunes nothing
+        print(report.summary(), file=out)
+        if bot.store.count() == 0:
+            raise StoreError(f"nothing to ask about: no document could be ingested from {corpus} "
+                             f"({len(report.failed)} failed, listed above); add documents and run `assistant ingest`")
+    return bot

@@ -64,6 +64,7 @@ class Bm25Index:
         import bm25s
 
         self.chunks = chunks
+        self.ids = {c.chunk_id for c in chunks}
         self.tokens = [terms(f"{c.metadata.get(Meta.TITLE, '')}\n{c.text}") for c in chunks]
         self.doc_freq = Counter(t for toks in self.tokens for t in set(toks))
         self.size = max(len(chunks), 1)
@@ -131,7 +132,10 @@ class Retriever:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
         candidates = max(self.options.candidates, top_k)
         fused: dict[str, Passage] = {}
-        for rank, passage in enumerate(self._dense(question, candidates, filters)):
+        # The last complete state: chunks an ingest is still writing (not yet in the BM25 index,
+        # which is rebuilt only once an ingest is done) are left out of the dense half too.
+        dense = [p for p in self._dense(question, candidates, filters) if p.chunk_id in index.ids]
+        for rank, passage in enumerate(dense):
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
         if self.options.hybrid:
@@ -150,7 +154,7 @@ class Retriever:
 
     def _dense(self, question: str, k: int, filters: Filters) -> list[Passage]:
         vector = self.encoder.encode([question])[0]
-        result = self.store.vector_store.query(
+        result = self.store.query(
             VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k * (3 if filters.source else 1),
                              filters=llama_filters(filters))
         )

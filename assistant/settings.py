@@ -14,6 +14,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+MAX_TOP_K = 50  # the most passages a question may ask for (--top-k, ASSISTANT_TOP_K)
+
+
 class Settings(BaseSettings):
     """Every knob of the assistant. ``assistant config`` prints the effective values."""
 
@@ -37,7 +40,7 @@ class Settings(BaseSettings):
     ingest_batch_chunks: int = Field(256, ge=1, le=10000, description="Chunks embedded per store write.")
 
     # Retrieval
-    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and shown as sources.")
+    top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages handed to the answerer and shown as sources.")
     candidates: int = Field(30, ge=1, le=500, description="Candidates fetched from each retriever before fusion.")
     hybrid: bool = Field(True, description="Fuse BM25 with dense retrieval.")
     fusion: Literal["weighted", "rrf"] = Field(
@@ -74,7 +77,10 @@ class Settings(BaseSettings):
 
     # Ingest limits
     max_file_mb: float = Field(64.0, gt=0, description="Files larger than this are skipped with a message.")
-    upload_max_mb: float = Field(20.0, gt=0)
+    upload_max_mb: float = Field(20.0, gt=0, description="Largest file accepted as an upload.")
+    upload_max_documents: int = Field(5000, ge=1, description="Most documents (JSONL lines) in one uploaded file.")
+    upload_max_chunks: int = Field(20000, ge=1, description="Most chunks one uploaded file may add.")
+    upload_max_pdf_pages: int = Field(500, ge=1, description="Most pages of an uploaded PDF (checked before reading them).")
     max_document_chars: int = Field(2_000_000, ge=1000, description="Documents with more text are skipped with a message.")
 
     # Chat UI

@@ -10,7 +10,7 @@ and lets an interrupted ingest be finished without duplicates or orphans.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import chromadb
@@ -22,6 +22,7 @@ from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_en
 from assistant.settings import Settings
 
 GET_PAGE = 5000
+FALLBACK_MAX_BATCH = 5000
 
 
 class StoreError(RuntimeError):
@@ -38,6 +39,10 @@ class StoredDocument:
     chunks: int
     expected_chunks: int
     hashes: set[str]
+    title: str = ""
+    source: str = ""
+    pages: set[int] = field(default_factory=set)
+    updated: str = ""
 
     @property
     def complete(self) -> bool:
@@ -94,42 +99,86 @@ def _client(settings: Settings):
     _check_store_dir(store_dir)
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
     except OSError as exc:
         raise StoreError(f"cannot use {store_dir} as the store folder ({exc.strerror or exc}); "
                          "choose another --store") from None
+    try:
+        return chromadb.PersistentClient(path=str(store_dir), settings=chroma_settings)
+    except Exception as exc:  # chromadb raises InternalError (or a Rust panic) for a damaged file
+        raise StoreError(damaged_message(store_dir, exc)) from None
+
+
+def damaged_message(where, exc: BaseException) -> str:
+    """One line for a store Chroma cannot read or write."""
+    detail = " ".join(str(exc).split())[:200]
+    if "readonly" in detail or "read-only" in detail or "Permission denied" in detail:
+        return (f"the store at {where} is read-only ({detail}); make it writable, or copy it and pass "
+                "--store COPY")
+    return (f"the store at {where} cannot be read ({detail}): it is damaged or not a Chroma store; move "
+            "it away and run `assistant ingest` again, or pass another --store")
 
 
 class Store:
     """One Chroma collection of chunks, with the manifest queries ingest needs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, preload: bool = True) -> None:
+        """Open (or create) the collection; ``preload`` starts loading the encoder meanwhile."""
         self.settings = settings
         self.client = _client(settings)
-        preload_encoder(settings)
+        if preload:
+            preload_encoder(settings)
+        self._connect(self._open_collection(create=True))
+
+    def _open_collection(self, create: bool):
+        settings = self.settings
+        function = ChromaEmbeddingFunction(loader=lambda: encoder_for(settings))
         try:
-            self.collection = self.client.get_or_create_collection(
-                settings.collection,
-                embedding_function=ChromaEmbeddingFunction(loader=lambda: encoder_for(settings)),
-                configuration={"hnsw": {"space": "cosine"}},
-            )
+            if not create:
+                return self.client.get_collection(settings.collection, embedding_function=function)
+            return self.client.get_or_create_collection(
+                settings.collection, embedding_function=function, configuration={"hnsw": {"space": "cosine"}})
         except Exception as exc:
-            where = settings.chroma_url or settings.store_dir
-            raise StoreError(f"cannot open the Chroma collection at {where} ({exc})") from None
-        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+            if not create and "does not exist" in str(exc):
+                raise StoreError(f"the collection {settings.collection!r} no longer exists at {self.location}; "
+                                 "ingest again (`assistant ingest`) to re-create it") from None
+            if settings.chroma_url:
+                raise StoreError(f"cannot open the Chroma collection at {self.location} ({exc})") from None
+            raise StoreError(damaged_message(self.location, exc)) from None
+
+    def _connect(self, collection) -> None:
+        self.collection = collection
+        self.vector_store = ChromaVectorStore(chroma_collection=collection)
+
+    def refresh(self, create: bool = False):
+        """The collection as it is now: reconnects when it was deleted and re-created (on a server,
+        by another process), so a running app follows it instead of failing every question."""
+        current = self._open_collection(create)
+        if current.id != self.collection.id:
+            self._connect(current)
+        return current
 
     @property
     def location(self) -> str:
         return self.settings.chroma_url or str(self.settings.store_dir)
 
+    def query(self, query):
+        """A vector query (LlamaIndex ``VectorStoreQuery``); follows a re-created collection."""
+        try:
+            return self.vector_store.query(query)
+        except Exception as exc:
+            if "does not exist" not in str(exc):
+                raise
+            self.refresh()  # StoreError when the collection is gone for good
+            return self.vector_store.query(query)
+
     def count(self) -> int:
         return self.collection.count()
 
     def revision(self) -> str:
-        """Changes whenever an ingest changed the collection (cache key for BM25)."""
-        collection = self.client.get_collection(self.settings.collection)
-        metadata = collection.metadata or {}
-        return f"{metadata.get('revision', '')}:{collection.count()}"
+        """Changes when an ingest that changed the collection is complete (cache key for BM25): an
+        ingest still writing leaves it alone, so questions keep the last complete state."""
+        collection = self.refresh()
+        return f"{collection.id}:{(collection.metadata or {}).get('revision', '')}"
 
     def bump_revision(self) -> None:
         self.collection.modify(metadata={"revision": uuid.uuid4().hex})
@@ -149,6 +198,7 @@ class Store:
 
     def documents(self) -> dict[str, StoredDocument]:
         """Every document in the store with its hash, origin and chunk counts."""
+        self.refresh(create=True)
         docs: dict[str, StoredDocument] = {}
         for meta in self._get_all(["metadatas"])["metadatas"]:
             doc_id = meta.get(Meta.DOC_ID, "")
@@ -156,10 +206,14 @@ class Store:
             if entry is None:
                 entry = docs[doc_id] = StoredDocument(
                     doc_id, meta.get(Meta.DOC_HASH, ""), meta.get(Meta.ORIGIN, ""), 0,
-                    int(meta.get(Meta.N_CHUNKS, 0)), set(),
+                    int(meta.get(Meta.N_CHUNKS, 0)), set(), str(meta.get(Meta.TITLE_FULL) or meta.get(Meta.TITLE) or ""),
+                    str(meta.get(Meta.SOURCE) or ""),
                 )
             entry.chunks += 1
             entry.hashes.add(meta.get(Meta.DOC_HASH, ""))
+            if meta.get(Meta.PAGE):
+                entry.pages.add(int(meta[Meta.PAGE]))
+            entry.updated = max(entry.updated, str(meta.get(Meta.UPDATED) or ""))
         return docs
 
     def chunks(self) -> list[StoredChunk]:
@@ -168,10 +222,28 @@ class Store:
         return [StoredChunk(i, t or "", m or {}) for i, t, m in
                 zip(data["ids"], data["documents"], data["metadatas"])]
 
+    def max_batch(self) -> int:
+        """The most records one write may carry (the client's limit, embedded or server)."""
+        try:
+            return max(1, int(self.client.get_max_batch_size()))
+        except Exception:  # an old server without the call: Chroma's smallest default
+            return FALLBACK_MAX_BATCH
+
     def add(self, nodes) -> None:
-        """Upsert embedded nodes (ids are deterministic, so repeating is harmless)."""
-        if nodes:
-            self.vector_store.add(nodes)
+        """Upsert embedded nodes in writes of at most :meth:`max_batch` records (ids are
+        deterministic, so repeating is harmless)."""
+        size = self.max_batch()
+        for start in range(0, len(nodes), size):
+            self.vector_store.add(nodes[start:start + size])
+
+    def vectors(self, chunk_ids: list[str]) -> dict[str, list[float]]:
+        """The stored vectors of these chunks (those that exist), to copy under new ids."""
+        found: dict[str, list[float]] = {}
+        size = self.max_batch()
+        for start in range(0, len(chunk_ids), size):
+            page = self.collection.get(ids=chunk_ids[start:start + size], include=["embeddings"])
+            found.update((i, list(map(float, e))) for i, e in zip(page["ids"], page["embeddings"]))
+        return found
 
     def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
         """Remove a document's chunks (all, or all but those of ``keep_hash``)."""

@@ -4,16 +4,14 @@ Answers stream in as ``Assistant.stream`` yields them (growing text, then the
 final :class:`Answer`), so a token-streaming LLM back end needs no change here.
 Every piece of document text is HTML-escaped before it is wrapped in our own
 markup: a document holding ``<script>`` or ``<b>`` shows those characters, it
-never runs or renders them. Uploads land in ``<corpus>/uploads/`` under a
-sanitised basename and the corpus folder is re-ingested incrementally, so they
-are searchable at once. ``/chat`` is a named API endpoint (``gr.api``) for ``gradio_client``.
+never runs or renders them. Uploads land in ``<corpus>/uploads/`` under a name
+that keeps its letters and are ingested beside the questions (assistant/uploads.py),
+searchable as soon as their status says so. ``/chat`` is a named API endpoint (``gr.api``) for ``gradio_client``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import shutil
 import sys
 import threading
 from collections import OrderedDict
@@ -22,80 +20,19 @@ from typing import Iterator
 
 import assistant  # noqa: F401  (offline environment before gradio is imported)
 from assistant.contract import FilterError, Filters, QuestionError
-from assistant.loading import SUPPORTED_SUFFIXES
-from assistant.pipeline import Assistant
+from assistant.ingest import IngestReport
+from assistant.loading import SUPPORTED_SUFFIXES, LoadProblem
+from assistant.pipeline import Assistant, ready_assistant
 from assistant.render import (SOURCES_PLACEHOLDER, _text, answer_payload, highlight,  # noqa: F401  (the UI's API)
                               render_answer, render_sources, render_user)
 from assistant.settings import Settings
+from assistant.store import StoreError
+from assistant.uploads import UPLOAD_SUBDIR, save_uploads, settle, upload_limits
 
 log = logging.getLogger(__name__)
 
-UPLOAD_SUBDIR = "uploads"
 API_SESSIONS_KEPT = 1000  # /chat conversations remembered (the least recently used is forgotten first)
 API_TURNS_KEPT = 10  # turns remembered per /chat conversation (the rewriters read the last few)
-MAX_NAME_CHARS = 120
-
-
-class UploadError(ValueError):
-    """An uploaded file cannot be accepted; the message says why and what to do."""
-
-
-# ---------------------------------------------------------------- uploads
-
-
-def safe_upload_name(name: str) -> str:
-    """The basename to store an uploaded file under, or :class:`UploadError`.
-
-    Only the last path component is kept (``/`` and ``\\`` both separate), hidden
-    names and ``..`` are refused, and characters other than letters, digits,
-    ``.``, ``-``, ``_`` and spaces become ``_``. The type must be one we ingest.
-    """
-    base = re.split(r"[\\/]", str(name or ""))[-1]
-    base = "".join(ch for ch in base if ch.isprintable()).strip()
-    if not base or base in {".", ".."}:
-        raise UploadError(f"{name!r} is not a usable file name; rename the file and upload it again")
-    if base.startswith("."):
-        raise UploadError(f"{base}: hidden file names (starting with '.') are not accepted; rename the file")
-    suffix = Path(base).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        allowed = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise UploadError(f"{base}: file type '{suffix or 'none'}' is not supported; upload one of {allowed}")
-    stem = re.sub(r"[^\w .-]", "_", base[: -len(suffix)], flags=re.ASCII)
-    stem = re.sub(r"\.{2,}", "_", stem).strip(" .") or "upload"
-    safe = stem[: MAX_NAME_CHARS - len(suffix)] + suffix
-    return f"upload-{safe}" if safe == "README.md" else safe  # README.md is never ingested
-
-
-def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float) -> tuple[list[Path], list[str]]:
-    """Copy uploaded temp files into ``<corpus_dir>/uploads/``.
-
-    ``files`` are the paths Gradio wrote the uploads to (their basenames are the
-    user's file names). Returns the saved paths and one line per refused file.
-    """
-    target_dir = (Path(corpus_dir) / UPLOAD_SUBDIR).resolve()
-    saved: list[Path] = []
-    problems: list[str] = []
-    for file in files or []:
-        path = Path(file)
-        try:
-            name = safe_upload_name(path.name)
-            size = path.stat().st_size
-            if size > max_mb * 1024 * 1024:
-                raise UploadError(f"{name}: {size / 1024 / 1024:.1f} MB is over the {max_mb:g} MB upload "
-                                  "limit (ASSISTANT_UPLOAD_MAX_MB raises it)")
-            if size == 0:
-                raise UploadError(f"{name}: the file is empty")
-            target = (target_dir / name).resolve()
-            if target.parent != target_dir:  # belt and braces: never write outside uploads/
-                raise UploadError(f"{name}: not a usable file name; rename the file")
-            target_dir.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            saved.append(target)
-        except UploadError as exc:
-            problems.append(str(exc))
-        except OSError as exc:
-            problems.append(f"{path.name}: could not be saved ({exc.strerror or exc})")
-    return saved, problems
 
 
 # ---------------------------------------------------------------- the app
@@ -119,7 +56,8 @@ class ChatApp:
     def __init__(self, bot: Assistant) -> None:
         self.bot = bot
         self.settings: Settings = bot.settings
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # one question at a time
+        self.upload_lock = threading.Lock()  # one upload ingest at a time, never blocking questions
         self.api_sessions: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
     # -- facts shown in the settings accordion
@@ -157,7 +95,7 @@ class ChatApp:
                         break
                     messages[-1] = {"role": "assistant", "content": render_answer(text, streaming=True)}
                     yield "", list(messages), SOURCES_PLACEHOLDER, turns
-        except QuestionError as exc:
+        except (QuestionError, StoreError) as exc:
             messages[-1] = {"role": "assistant", "content": render_answer(str(exc), error=True)}
             yield "", messages, SOURCES_PLACEHOLDER, turns
             return
@@ -197,7 +135,7 @@ class ChatApp:
 
     # -- uploads
     def upload(self, files, progress=None) -> tuple[str, str]:
-        """Save the uploaded files and ingest the corpus folder; (status markdown, back-end text)."""
+        """Save the uploaded files and ingest them; (status markdown, back-end text)."""
         paths = [f if isinstance(f, (str, Path)) else getattr(f, "name", f) for f in (files or [])]
         saved, problems = save_uploads(paths, self.settings.corpus_dir, self.settings.upload_max_mb)
         lines = [f"✗ {_text(p)}" for p in problems]
@@ -208,17 +146,14 @@ class ChatApp:
 
             if progress is not None:
                 progress(0.0, desc=f"Reading {len(saved)} file(s)")
-            with self.lock:
-                report = self.bot.ingest(progress=report_progress)
-            for path in saved:
-                doc = f"{UPLOAD_SUBDIR}/{path.name}"
-                problem = next((p for p in report.failed if p.path.replace("\\", "/").endswith(doc)), None)
-                if problem is not None:
-                    lines.append(f"✗ {_text(problem)}")
-                elif doc in report.added or doc in report.updated:
-                    lines.append(f"✓ {_text(path.name)}: {'added' if doc in report.added else 'updated'}, searchable now")
-                else:
-                    lines.append(f"✓ {_text(path.name)}: ingested, searchable now")
+            try:  # beside the questions: they keep the last complete state until it is done
+                with self.upload_lock:
+                    report = self.bot.ingest([s.path for s in saved], prune=False, progress=report_progress,
+                                             limits=upload_limits(self.settings))
+            except Exception as exc:  # one line in the status, the traceback in the server log
+                log.exception("upload ingest failed")
+                report = IngestReport(failed=[LoadProblem(s.doc_id, f"could not be ingested ({exc})") for s in saved])
+            lines += [f"{'✓' if ok else '✗'} {_text(line)}" for ok, line in settle(saved, report)]
             lines.append(f"<small>{_text(report.summary().splitlines()[0])}</small>")
         elif not problems:
             lines.append("No file received.")
@@ -339,12 +274,9 @@ def build_app(bot: Assistant):
 
 
 def prepare(settings: Settings, out=sys.stderr) -> Assistant:
-    """An assistant over ``settings``, ingesting the corpus folder first when the store is empty."""
-    bot = Assistant(settings)
-    if bot.store.count() == 0:
-        print(f"The store at {bot.store.location} is empty: ingesting {settings.corpus_dir} first.", file=out)
-        print(bot.ingest(progress=True).summary(), file=out)
-    return bot
+    """An assistant over ``settings``, ingesting the corpus folder first when the store is empty;
+    :class:`StoreError` when there is nothing to serve (an empty store and nothing to ingest)."""
+    return ready_assistant(settings, progress=True, out=out)
 
 
 def serve(settings: Settings, share: bool = False) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.ingest import ingest
+from assistant.ingest import ingest, root_prefix
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
 from tests.conftest import CORPUS, ROOT, SQUAD, drop_store, make_pdf, store_backend
@@ -109,12 +109,12 @@ def ingest_and_kill(corpus: Path, settings: Settings, total_chunks: int, after_c
 def test_ingest_killed_part_way_then_rerun_equals_an_uninterrupted_ingest(tmp_path):
     corpus = tmp_path / "corpus"
     write_squad_docs(corpus, 24)
-    reference = Assistant(Settings(**store_backend(tmp_path / "reference")))
+    reference = Assistant(Settings(corpus_dir=corpus, **store_backend(tmp_path / "reference")))
     reference.ingest([corpus], progress=False)
     want = snapshot(reference)
     assert len(want) >= 24
 
-    crashed = Assistant(Settings(**store_backend(tmp_path / "crashed")))
+    crashed = Assistant(Settings(corpus_dir=corpus, **store_backend(tmp_path / "crashed")))
     ingest_and_kill(corpus, crashed.settings, len(want), after_chunks=6)
     assert 0 < crashed.store.count() < len(want)
 
@@ -130,10 +130,10 @@ def test_ingest_killed_part_way_then_rerun_equals_an_uninterrupted_ingest(tmp_pa
 def test_update_killed_part_way_then_rerun_leaves_no_stale_chunks(tmp_path):
     corpus = tmp_path / "corpus"
     write_squad_docs(corpus, 18)
-    crashed = Assistant(Settings(**store_backend(tmp_path / "crashed")))
+    crashed = Assistant(Settings(corpus_dir=corpus, **store_backend(tmp_path / "crashed")))
     crashed.ingest([corpus], progress=False)
     write_squad_docs(corpus, 18, suffix=" This paragraph was revised in the second edition.")
-    reference = Assistant(Settings(**store_backend(tmp_path / "reference")))
+    reference = Assistant(Settings(corpus_dir=corpus, **store_backend(tmp_path / "reference")))
     reference.ingest([corpus], progress=False)
     want = snapshot(reference)
 
@@ -175,7 +175,7 @@ def test_questions_asked_during_an_ingest_get_the_single_user_answer_without_lon
     after = bot.ask(SALARY_QUESTION)
 
     assert not errors and not worker.is_alive()
-    assert bot.store.count() > 3 and "doc-15.txt" in bot.store.documents()
+    assert bot.store.count() > 3 and root_prefix(extra) + "doc-15.txt" in bot.store.documents()
     assert len(during) >= 2, "questions must actually overlap the ingest"
     for answer in during + [after]:
         assert (answer.text, [c.quote for c in answer.citations]) == (alone.text, [c.quote for c in alone.citations])
@@ -218,7 +218,7 @@ def test_bad_input_corpus_gets_one_clear_line_each_and_loses_nothing_else(bot, c
 
     reasons = {p.path: p.reason for p in report.failed}
     assert reasons.keys() == {"empty.txt", "binary.txt", "invalid-utf8.txt", "no-text.pdf", "truncated.pdf",
-                              "encrypted.pdf", "huge-50mb.txt"}
+                              "encrypted.pdf", "huge-50mb.txt", "id-takeover.jsonl", "id-takeover.jsonl:3"}
     assert "empty" in reasons["empty.txt"]
     assert "binary" in reasons["binary.txt"]
     assert "UTF-8" in reasons["invalid-utf8.txt"] and "offset" in reasons["invalid-utf8.txt"]
@@ -227,22 +227,35 @@ def test_bad_input_corpus_gets_one_clear_line_each_and_loses_nothing_else(bot, c
     assert "encrypted" in reasons["encrypted.pdf"]
     assert "characters of text, above the" in reasons["huge-50mb.txt"] and "ASSISTANT_MAX_DOCUMENT_CHARS" in reasons[
         "huge-50mb.txt"]
+    assert reasons["id-takeover.jsonl"] == ("id 'netflix-ai-job-ad.md' is the id of the file netflix-ai-job-ad.md "
+                                            "in the corpus; give it another id; skipped")
+    assert '"text" string' in reasons["id-takeover.jsonl:3"]
     for reason in reasons.values():
         assert "\n" not in reason and reason.endswith("skipped") and "Traceback" not in reason
     assert took < 120, "a 50 MB file must be refused, not embedded"
 
-    # Handled: the PDF with a broken xref table is repaired, HTML is read as its visible text.
-    assert sorted(report.added) == ["broken-xref.pdf", "netflix-ai-job-ad.md", "prompt-injection.md",
-                                    "scripts-and-styles.html", "targeted-injection.md"]
+    # Handled: the PDF with a broken xref table is repaired, HTML is read as its visible text, a title of
+    # 140 emoji is cut for chunking, a name in Cyrillic is kept, terminal escapes are inert text.
+    assert sorted(report.added) == ["broken-xref.pdf", "ferry-timetable", "long-emoji-title.md",
+                                    "netflix-ai-job-ad.md", "prompt-injection.md", "scripts-and-styles.html",
+                                    "targeted-injection.md", "terminal-escapes.md", "отчёт-о-маяке.md"]
     chunks = {c.metadata["doc_id"]: c.text for c in bot.store.chunks()}
-    assert "5.2 metres" in chunks["broken-xref.pdf"]
     html = chunks["scripts-and-styles.html"]
-    assert "37 new moorings" in html
     assert "42" not in html and "font-family" not in html and "sk-script-secret" not in html
 
-    answer = bot.ask(SALARY_QUESTION)
-    assert "$900,000" in answer.text and answer.citations[0].doc_id == "netflix-ai-job-ad.md"
-    assert "42" not in answer.text
+    # Every good file is answerable afterwards, from its own document.
+    for question, expected, doc_id in [
+        (SALARY_QUESTION, "$900,000", "netflix-ai-job-ad.md"),
+        ("What did the tide gauge at the pier record on 9 May?", "5.2 metres", "broken-xref.pdf"),
+        ("How many new moorings did the harbour board approve?", "37 new moorings", "scripts-and-styles.html"),
+        ("How much is the mooring fee in Lowmoor?", "14 euros", "long-emoji-title.md"),
+        ("When does the Brannock ferry leave the harbour?", "7:40", "ferry-timetable"),
+        ("When does the archive reading room close on Fridays?", "17:30", "terminal-escapes.md"),
+        ("How much paint was used on the Quillfeather lighthouse?", "340 litres", "отчёт-о-маяке.md"),
+    ]:
+        answer = bot.ask(question)
+        assert expected in answer.text and answer.citations[0].doc_id == doc_id, (question, answer.text)
+        assert "42" not in answer.text and "5 dollars" not in answer.text
 
 
 def seed_answers(tmp_path: Path, extra: Path | None = None) -> list[tuple]:

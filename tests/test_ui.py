@@ -9,8 +9,8 @@ from html import unescape
 import pytest
 
 from assistant.contract import Answer, Citation
-from assistant.ui import (ChatApp, UploadError, highlight, render_answer, render_sources, render_user,
-                          safe_upload_name, save_uploads)
+from assistant.ui import ChatApp, highlight, render_answer, render_sources, render_user
+from assistant.uploads import UploadError, safe_upload_name, save_uploads
 
 MARKUP = "The mascot is <b>bold</b> Ellie <script>window.__xss=1</script> ${alert(1)} {{7*7}} [x](javascript:1)"
 
@@ -23,7 +23,8 @@ MARKUP = "The mascot is <b>bold</b> Ellie <script>window.__xss=1</script> ${aler
     ("../../etc/evil.txt", "evil.txt"),
     ("..\\..\\windows\\evil.md", "evil.md"),
     ("/abs/path/notes.jsonl", "notes.jsonl"),
-    ("my report (final).PDF", "my report _final_.pdf"),
+    ("my report (final).PDF", "my report (final).pdf"),
+    ("a?b*c.md", "a_b_c.md"),
     ("a..b.txt", "a_b.txt"),
     ("README.md", "upload-README.md"),
 ])
@@ -55,10 +56,11 @@ def test_uploads_are_saved_inside_the_uploads_folder_only(tmp_path):
 
     saved, problems = save_uploads([good, hidden, binary], corpus, max_mb=1)
 
-    assert saved == [(corpus / "uploads" / "note.txt").resolve()]
-    assert saved[0].read_text() == "A small note about lighthouses."
+    assert [s.path for s in saved] == [(corpus / "uploads" / "note.txt").resolve()]
+    assert saved[0].path.read_text() == "A small note about lighthouses."
     assert len(problems) == 2 and "hidden" in problems[0] and ".exe" in problems[1]
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and "incoming" not in p.parts) == ["note.txt"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file() and "incoming" not in p.parts) == [
+        ".upload-names.json", "note.txt"]
 
 
 def test_uploads_over_the_size_limit_are_refused_with_the_limit(tmp_path):
