@@ -7,6 +7,7 @@ import html
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ def test_questions_are_answered_from_the_last_complete_state_while_an_upload_ing
     writing.wait(timeout=300)
     answered_during = []
     while worker.is_alive():
-        answer = app.chat_api(SALARY_QUESTION, "during")
+        answer = app.chat_api(SALARY_QUESTION, f"during-{len(answered_during)}-{time.perf_counter()}")
         stored = sum(doc_id.startswith("ferry-") for doc_id in bot.store.documents())
         if 0 < stored < 40:  # answered while the upload was part-way: no lock held across its ingest
             answered_during.append(answer)
