@@ -76,7 +76,7 @@ def test_overlapping_chunks_never_give_the_same_sentence_twice(tmp_path):
         f"{filler} The miller Agnes Hart rebuilt the water wheel in 1921 after the great flood. {filler}")
     bot = _bot(tmp_path, corpus, chunk_size=48, chunk_overlap=24)  # every sentence lies in two chunks
     try:
-        holding = [p for p in bot.retriever.retrieve("Who rebuilt the water wheel after the great flood?")
+        holding = [p for p in bot.retriever.retrieve("Who rebuilt the water wheel after the great flood?").passages
                    if "Agnes Hart" in p.text]
         assert len(holding) >= 2, "the test needs the sentence in two retrieved chunks"
         answer = bot.ask("Who rebuilt the water wheel after the great flood?")
