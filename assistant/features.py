@@ -12,8 +12,10 @@ Both models are logistic regressions over these features, fitted by ``bench/fit_
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
@@ -152,17 +154,18 @@ def type_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tup
     spans = [m for m in typed_spans(sentence, info.answer_type) if not set(terms(m.group())) <= question_terms]
     if not spans:
         return 0.0, 0.0
-    hits = [m.start() for m in re.finditer(r"\S+", sentence) if set(terms(m.group())) & question_terms]
+    tokens = list(re.finditer(r"\S+", sentence))
+    hits = [i for i, m in enumerate(tokens) if _token_terms(m.group()) & question_terms]
     if not hits:
         return 1.0, 0.0
-    positions = [m.start() for m in re.finditer(r"\S+", sentence)]
-
-    def word_index(offset: int) -> int:
-        return sum(1 for p in positions if p <= offset)
-
-    hit_words = [word_index(h) for h in hits]
-    near = any(min(abs(word_index(m.start()) - h) for h in hit_words) <= NEAR_WORDS for m in spans)
+    starts = [m.start() for m in tokens]
+    near = any(min(abs(bisect.bisect_right(starts, m.start()) - 1 - h) for h in hits) <= NEAR_WORDS for m in spans)
     return 1.0, 1.0 if near else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _token_terms(token: str) -> frozenset[str]:
+    return frozenset(terms(token))
 
 
 def recency(age_days: float | None) -> float:

@@ -247,16 +247,17 @@ def main() -> int:
         print(f"fold {k}: threshold {threshold:.3f} (chosen on fold {tune_k})")
     held_out = report(rows, probs, answers, thresholds, "held-out (out-of-fold, grouped by document)")
 
-    # The shipped models: fitted on everything; the threshold is the median of the folds' choices.
+    # The shipped models: fitted on everything; the threshold by the same policy, applied to them.
     s_model = fit_sentence_model(rows)
     final_answers = answers_of(rows, answerer, s_model)
     a_model = fit_answer_model(rows, final_answers)
-    threshold = float(np.median(fold_thresholds))
     final_probs = [_logistic(a_model, f) if f else 0.0 for f, _ in final_answers]
+    threshold = choose_threshold(rows, final_probs)
     report(rows, final_probs, final_answers, [threshold] * len(rows), f"fit (in-sample, threshold {threshold:.3f})")
     print("\nsentence weights:", json.dumps({k: round(v, 3) for k, v in s_model["weights"].items()}))
     print("answer weights:  ", json.dumps({k: round(v, 3) for k, v in a_model["weights"].items()}))
-    print(f"abstain_threshold: {threshold:.3f} (median of the folds' choices; assistant/settings.py)")
+    print(f"abstain_threshold: {threshold:.3f} (the policy on the final models; folds chose "
+          f"{', '.join(f'{t:.3f}' for t in fold_thresholds)}; set it in assistant/settings.py)")
     if args.write:
         WEIGHTS_PATH.write_text(json.dumps({
             "fitted_by": "bench/fit_answerer.py", "sets": sorted({c.set for c in cases}),
