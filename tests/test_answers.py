@@ -19,7 +19,7 @@ ARTICLE = "netflix-ai-job-ad.md"
 
 
 # Known gap (issue 10): the fitted abstention model still refuses these paraphrased questions over the
-# six-chunk article (P(answerable) 0.07-0.28 against a threshold of 0.30); strict, so a fix shows.
+# six-chunk article (P(answerable) 0.07-0.28 against a threshold of 0.35); strict, so a fix shows.
 REFUSED_STILL = pytest.mark.xfail(strict=True, reason="P(answerable) below the fitted threshold")
 
 
