@@ -1,10 +1,12 @@
 """The grounded extractive answerer (the default: no LLM needed).
 
-It scores every sentence of the retrieved passages as a possible answer,
-composes the best one or two (trimmed to stay short) with [n] markers, and
-abstains when a calibrated model of "is this question answered here?" says no.
-Both models are small logistic regressions over explainable features, fitted on
-squad2-dev by ``bench/fit_answerer.py`` and stored in ``answerer_weights.json``.
+It scores every sentence of the retrieved passages that reads as a statement (see
+:func:`assistant.features.answer_form`) as a possible answer, composes the best one, or two
+when the second adds what the first lacks, with [n] markers, and abstains when a calibrated
+model of "is this question answered here?" says no. Both models are small logistic
+regressions over the features of :mod:`assistant.features`, fitted by
+``bench/fit_answerer.py`` on a mix of answerable, off-corpus and adversarial questions and
+stored (coefficients only) in ``answerer_weights.json``.
 """
 
 from __future__ import annotations
@@ -16,52 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
-from assistant.text import (CAPITALISED, DATE, NUMBER, STOPWORDS, looks_like_injection, split_sentences,
-                            terms, words)
+from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question,
+                                answer_features, answer_form, recency, type_fit)
+from assistant.text import looks_like_injection, split_sentences, terms
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
-SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence joins the answer when at least this close
-
-SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "novelty", "rank",
-                     "bm25_rank", "short", "first")
-ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
-                   "max_missing_idf", "negation_mismatch", "contrast", "margin")
-
-# Words that questions written to be unanswerable swap for a sibling ("larger" for "smaller",
-# "weekly" for "annual"): a question term missing from the answer sentence while a sibling
-# of it is present is a strong sign that the sentence does not answer the question.
-CONTRAST_CLASSES = [
-    "first second third fourth fifth sixth last final next previous earliest latest initial",
-    "larger smaller bigger greater less more fewer higher lower largest smallest biggest greatest most "
-    "least highest lowest longest shortest oldest newest youngest best worst major minor wider narrower",
-    "north south east west northern southern eastern western upper lower inner outer northeast "
-    "northwest southeast southwest",
-    "daily weekly monthly annual annually yearly hourly decade century",
-    "hot cold heat warm cool warmer cooler colder hotter",
-    "increase decrease rise fall gain loss win lose won lost success failure before after early late "
-    "begin end start finish import export public private internal external maximum minimum male female "
-    "men women buy sell bought sold open close opened closed ancient modern positive negative "
-    "allow forbid support oppose accept reject inside outside above below add remove",
-]
-_CONTRAST: dict[str, int] = {}
-
-
-def _contrast_index() -> dict[str, int]:
-    if not _CONTRAST:
-        for number, words_ in enumerate(CONTRAST_CLASSES):
-            for word in words_.split():
-                for stem in terms(word):
-                    _CONTRAST.setdefault(stem, number)
-    return _CONTRAST
-
-
-REFERS_BACK = re.compile(r"\W*(?:it|its|it's|they|their|them|he|his|him|she|her|this|these|those|there|"
-                         r"the (?:latter|former|same)|such)\b", re.I)
-_NEGATION = re.compile(r"\b(not|never|no|n't|without|neither|nor|cannot|none)\b|n't\b", re.I)
+SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence of the same document may join when at least this close
+TWO_DOCUMENTS_RATIO = 0.8    # the best sentence of another document joins when this close: neither dominates
+EXPLAIN_CANDIDATES = 5       # candidate sentences shown by ``assistant ask --explain``
 
 
 @dataclass
@@ -71,63 +37,27 @@ class Candidate:
     passage_index: int
     start: int
     end: int
+    text: str
+    doc_id: str
     features: dict[str, float]
     score: float = 0.0
 
 
-# ---------------------------------------------------------------- question analysis
-
-
 @dataclass
-class QuestionInfo:
-    text: str
-    terms: list[str]
-    answer_type: str | None
-    key_terms: set[str]
+class Assessment:
+    """What the answerer made of a question: its analysis, the ranked candidates (one per distinct
+    sentence) and P(answerable) with the features behind it."""
 
+    info: QuestionInfo
+    candidates: list[Candidate]
+    features: dict[str, float]
+    p_answerable: float
 
-def analyse_question(question: str) -> QuestionInfo:
-    lower = question.lower()
-    answer_type = None
-    if re.search(r"\b(when|what (year|date|decade|century|time|month|day)|which (year|century|decade)|"
-                 r"how long ago|since when)\b", lower):
-        answer_type = "date"
-    elif re.search(r"\b(how (many|much|long|old|far|big|large|tall|high|fast|often)|what (percentage|percent|"
-                   r"number|amount|proportion|share|fraction|salary|price|cost)|how much money)\b", lower):
-        answer_type = "number"
-    elif re.search(r"\b(who|whom|whose)\b", lower):
-        answer_type = "entity"
-    elif re.search(r"\bwhere\b|what (country|city|state|place|region|continent)", lower):
-        answer_type = "entity"
-    # Key terms: numbers and proper names the question is about (other than its first word).
-    key_terms: set[str] = set()
-    for match in NUMBER.finditer(question):
-        key_terms.update(terms(match.group()))
-    for match in CAPITALISED.finditer(question):
-        if match.start() == 0 and " " not in match.group():
-            continue
-        key_terms.update(t for t in terms(match.group()) if t not in STOPWORDS)
-    return QuestionInfo(question, list(dict.fromkeys(terms(question))), answer_type, key_terms)
-
-
-def _type_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> float:
-    if info.answer_type is None:
-        return 0.0
-    if info.answer_type == "date":
-        found = [m.group() for m in DATE.finditer(sentence)]
-    elif info.answer_type == "number":
-        found = [m.group() for m in NUMBER.finditer(sentence)]
-        found += re.findall(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
-                            r"dozen|hundred|thousand|million|billion)s?\b", sentence, re.I)
-    else:
-        found = [m.group() for m in CAPITALISED.finditer(sentence) if m.start() > 0]
-    for candidate in found:
-        if not set(terms(candidate)) <= question_terms:
-            return 1.0
-    return 0.0
-
-
-# ---------------------------------------------------------------- the answerer
+    def explain(self, limit: int = EXPLAIN_CANDIDATES) -> dict:
+        """The ``--explain`` object: P(answerable) and the top candidate sentences."""
+        return {"p_answerable": round(self.p_answerable, 4),
+                "candidates": [{"doc_id": c.doc_id, "sentence": c.text, "p": round(c.score, 4)}
+                               for c in self.candidates[:limit]]}
 
 
 class ExtractiveAnswerer:
@@ -144,171 +74,140 @@ class ExtractiveAnswerer:
 
     # -- features
 
-    def candidates(self, question: str, passages: list[Passage], idf,
-                   embed=None) -> tuple[QuestionInfo, list[Candidate]]:
-        """Every sentence of ``passages`` with its features (``idf``: term -> weight)."""
+    def candidates(self, question: str, passages: list[Passage], idf) -> tuple[QuestionInfo, list[Candidate]]:
+        """Every distinct answer-like sentence of ``passages``, scored, best first (``idf``: term -> weight)."""
         info = analyse_question(question)
         q_terms = set(info.terms)
         weight = {t: idf(t) for t in q_terms}
         total = sum(weight.values()) or 1.0
-        spans, texts = [], []
-        for index, passage in enumerate(passages):
-            for start, end in split_sentences(passage.text):
-                if looks_like_injection(passage.text[start:end]):
-                    continue  # hostile text in a document is never an answer
-                spans.append((index, start, end))
-                texts.append(passage.text[start:end])
-        if not texts:
-            return info, []
-        # Sentence-level embedding similarity is optional: on squad2-dev it did not improve sentence
-        # choice (0.829 vs 0.820 top-sentence hit without it) and cost ~300 ms a question on 2 cores.
-        uses_dense = embed is not None and "dense" in self.sentence_model["weights"]
-        similarities = (embed(texts) @ embed([question])[0]) if uses_dense else np.zeros(len(texts))
+        spans = [(index, start, end) for index, passage in enumerate(passages)
+                 for start, end in split_sentences(passage.text)]
+        texts = [passages[i].text[a:b] for i, a, b in spans]
         sentence_terms = [set(terms(t)) for t in texts]
         top_score = max((p.score for p in passages), default=0.0) or 1.0
         top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
-        out: list[Candidate] = []
+        titles = [set(terms(p.title)) for p in passages]
+        best: dict[str, Candidate] = {}  # one candidate per distinct sentence (overlapping chunks repeat them)
         for i, (index, start, end) in enumerate(spans):
+            text = texts[i]
+            if not answer_form(text) or looks_like_injection(text):
+                continue  # headings, questions, captions, fragments and hostile text never answer
             passage = passages[index]
             s_terms = sentence_terms[i]
-            context = set(s_terms)
-            for j in (i - 1, i + 1):
-                if 0 <= j < len(spans) and spans[j][0] == index:
-                    context |= sentence_terms[j]
-            context |= set(terms(passage.title))
-            overlap = sum(weight[t] for t in q_terms & s_terms) / total
+            neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(spans) and spans[j][0] == index]
+            context = s_terms.union(*(sentence_terms[j] for j in neighbours), titles[index])
             # "Its mascot is ..." continues the sentence before it: read the two together.
-            resolved = set(s_terms)
-            if REFERS_BACK.match(texts[i]) and i > 0 and spans[i - 1][0] == index:
-                resolved |= sentence_terms[i - 1]
-            resolved_overlap = sum(weight[t] for t in q_terms & resolved) / total
-            context_overlap = sum(weight[t] for t in q_terms & context) / total
-            novelty = len(s_terms - q_terms) / max(len(s_terms), 1)
-            n_words = len(texts[i].split())
+            resolved = s_terms | (sentence_terms[i - 1] if REFERS_BACK.match(text) and i - 1 in neighbours else set())
+            fit, near = type_fit(text, info, q_terms)
             features = {
-                "overlap": overlap,
-                "resolved_overlap": resolved_overlap,
-                "context_overlap": context_overlap,
-                "dense": float(similarities[i]),
-                "type_fit": _type_fit(texts[i], info, q_terms),
-                "novelty": novelty,
+                "overlap": sum(weight[t] for t in q_terms & s_terms) / total,
+                "resolved_overlap": sum(weight[t] for t in q_terms & resolved) / total,
+                "context_overlap": sum(weight[t] for t in q_terms & context) / total,
+                "type_fit": fit,
+                "type_near": near,
+                "novelty": len(s_terms - q_terms) / max(len(s_terms), 1),
                 # Relative retrieval scores, not ranks: in a small corpus the passages of one
                 # article score alike and their order says little.
                 "rank": passage.score / top_score,
                 "bm25_rank": passage.bm25 / top_bm25,
-                "short": 1.0 if n_words <= self.max_words else 0.0,
+                "short": 1.0 if len(text.split()) <= self.max_words else 0.0,
                 "first": 1.0 if start == 0 else 0.0,
+                "recent": recency(passage.extra.get("age_days")),
             }
-            out.append(Candidate(index, start, end, features))
-        for candidate in out:
-            candidate.score = _logistic(self.sentence_model, candidate.features)
-        out.sort(key=lambda c: -c.score)
-        return info, out
+            candidate = Candidate(index, start, end, text, passage.doc_id, features,
+                                  _logistic(self.sentence_model, features))
+            key = " ".join(text.split())
+            if key not in best or candidate.score > best[key].score:
+                best[key] = candidate
+        return info, sorted(best.values(), key=lambda c: -c.score)
 
-    def answer_features(self, info: QuestionInfo, candidates: list[Candidate],
-                        passages: list[Passage], idf) -> dict[str, float]:
-        """Features of the best candidate that tell an answered question from an unanswerable one."""
+    def assess(self, question: str, passages: list[Passage], idf) -> Assessment:
+        """Candidates and P(answerable) for ``question`` over ``passages``."""
+        info, candidates = self.candidates(question, passages, idf)
         if not candidates:
-            return {}
+            return Assessment(info, [], {}, 0.0)
         best = candidates[0]
         passage = passages[best.passage_index]
-        sentence_terms = set(terms(passage.text[best.start:best.end]))
-        passage_terms = set(terms(passage.title + " " + passage.text))
-        doc_terms = set().union(*(set(terms(p.text)) for p in passages if p.doc_id == passage.doc_id))
-        keys = info.key_terms or set()
-        missing = len(keys - (sentence_terms | passage_terms)) / len(keys) if keys else 0.0
-        missing_doc = len(keys - doc_terms) / len(keys) if keys else 0.0
-        second = candidates[1].score if len(candidates) > 1 else 0.0
-        context_terms = set(sentence_terms)
         spans = split_sentences(passage.text)
-        for i, (start, end) in enumerate(spans):
-            if start <= best.start < end or (start, end) == (best.start, best.end):
-                for j in (i - 1, i + 1):
-                    if 0 <= j < len(spans):
-                        context_terms |= set(terms(passage.text[spans[j][0]:spans[j][1]]))
-        missing_terms = [t for t in info.terms if t not in context_terms]
-        contrast_index = _contrast_index()
-        sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
-        contrast = any(contrast_index.get(t) in sentence_classes for t in missing_terms)
-        sentence = passage.text[best.start:best.end]
-        weights = {t: idf(t) for t in info.terms}
-        total = sum(weights.values()) or 1.0
-        top = max(weights.values(), default=1.0) or 1.0
-        absent = [w for t, w in weights.items() if t not in passage_terms]
-        return {
-            "sentence_prob": best.score,
-            "overlap": best.features["overlap"],
-            "context_overlap": best.features["context_overlap"],
-            "dense": best.features["dense"],
-            "type_fit": best.features["type_fit"],
-            "missing_key": missing,
-            "missing_key_doc": missing_doc,
-            "passage_dense": max((p.dense for p in passages), default=0.0),
-            "margin": best.score - second,
-            "has_type": 1.0 if info.answer_type else 0.0,
-            "passage_coverage": 1.0 - sum(absent) / total,
-            "max_missing_idf": max(absent, default=0.0) / top,
-            "negation": 1.0 if re.search(r"\b(not|never|n't|no|without|neither|nor)\b", info.text.lower()) else 0.0,
-            "bm25_top": max((p.bm25 for p in passages), default=0.0) / total,
-            "missing_key_sentence": len(keys - context_terms) / len(keys) if keys else 0.0,
-            "missing_terms": min(len(missing_terms), 3) / 3,
-            "contrast": 1.0 if contrast else 0.0,
-            "negation_mismatch": 1.0 if bool(_NEGATION.search(info.text)) != bool(_NEGATION.search(sentence)) else 0.0,
-        }
+        at = next((i for i, (a, b) in enumerate(spans) if a <= best.start < b), 0)
+        context = " ".join(passage.text[a:b] for a, b in spans[max(at - 1, 0):at + 2])
+        features = answer_features(
+            info, best.text, best.features, best.score, candidates[1].score if len(candidates) > 1 else 0.0,
+            f"{passage.title}\n{passage.text}", context, passages, {t: idf(t) for t in info.terms}, idf(UNSEEN_TERM))
+        return Assessment(info, candidates, features, _logistic(self.answer_model, features))
 
     # -- answering
 
     def respond(self, query: Query, passages: list[Passage], evidence: Evidence,
                 stream: bool = True) -> Iterator[Update]:
         """The answerer interface: the answer to ``query.answer`` from ``passages``, one sentence at a time."""
-        answer = self.answer(query.answer, passages, evidence.idf, evidence.embed)
+        answer = self.answer(query.answer, passages, evidence.idf)
         answer.question = query.question
         yield from sentence_updates(answer)
 
-    def answer(self, question: str, passages: list[Passage], idf, embed=None) -> Answer:
+    def answer(self, question: str, passages: list[Passage], idf) -> Answer:
         """An :class:`Answer` (not yet timed) for ``question`` from ``passages``."""
-        info, candidates = self.candidates(question, passages, idf, embed)
-        if not candidates:
-            return Answer(question, ABSTAIN_MESSAGE, True, passages=passages)
-        confidence = _logistic(self.answer_model, self.answer_features(info, candidates, passages, idf))
-        if confidence < self.abstain_threshold:
-            return Answer(question, ABSTAIN_MESSAGE, True, passages=passages, confidence=confidence)
-        chosen = self._choose(candidates, passages)
-        return self._compose(question, chosen, passages, confidence)
+        assessment = self.assess(question, passages, idf)
+        if not assessment.candidates or assessment.p_answerable < self.abstain_threshold:
+            answer = Answer(question, ABSTAIN_MESSAGE, True, passages=passages, confidence=assessment.p_answerable)
+        else:
+            chosen = self.choose(assessment, passages)
+            answer = self.compose(question, chosen, passages, assessment.p_answerable)
+        answer.explain = assessment.explain()
+        return answer
 
-    def _choose(self, candidates: list[Candidate], passages: list[Passage]) -> list[Candidate]:
-        """The best sentence, plus a close runner-up when both fit in the word budget."""
-        def length(c: Candidate) -> int:
-            return len(passages[c.passage_index].text[c.start:c.end].split())
+    def choose(self, assessment: Assessment, passages: list[Passage]) -> list[Candidate]:
+        """The best sentence, plus one that adds what it lacks.
 
+        A second sentence joins only when it fits the word budget and either comes from another
+        document while the two score alike (neither dominates), or follows the best one and refers
+        back to it, or scores close and carries question terms or an answer of the expected type
+        that the best one lacks.
+        """
+        candidates = assessment.candidates
         best = candidates[0]
-        chosen = [best]
-        budget = self.max_words - length(best) - 1  # each sentence also carries a [n] marker
+        q_terms = set(assessment.info.terms)
+        best_terms = set(terms(best.text)) & q_terms
         text = passages[best.passage_index].text
+
+        def adds(c: Candidate) -> bool:
+            return bool((set(terms(c.text)) & q_terms) - best_terms) or (
+                c.features["type_fit"] > best.features["type_fit"])
+
+        other_doc = next((c for c in candidates[1:4] if c.doc_id != best.doc_id), None)
+        runners: list[Candidate] = []
+        if other_doc and other_doc.score >= TWO_DOCUMENTS_RATIO * best.score:
+            runners.append(other_doc)
         # The sentence right after the best one that refers back to it ("Its mascot is ...") often
-        # holds the answer the best one sets up; it goes first in line for the second place.
-        follow = [c for c in candidates[1:] if c.passage_index == best.passage_index and c.start >= best.end
-                  and not text[best.end:c.start].strip() and REFERS_BACK.match(text[c.start:c.end])]
-        runners = follow + [c for c in candidates[1:4] if c.score >= SECOND_SENTENCE_RATIO * best.score]
+        # holds the answer the best one sets up.
+        runners += [c for c in candidates[1:] if c.passage_index == best.passage_index and c.start >= best.end
+                    and not text[best.end:c.start].strip() and REFERS_BACK.match(c.text)]
+        runners += [c for c in candidates[1:4] if c.doc_id == best.doc_id
+                    and c.score >= SECOND_SENTENCE_RATIO * best.score and adds(c)]
+        chosen = [best]
+        budget = self.max_words - len(best.text.split()) - 1  # each sentence also carries a [n] marker
         for other in runners:
             if len(chosen) >= self.max_sentences:
                 break
-            if other in chosen or length(other) + 1 > budget:
+            if other in chosen or len(other.text.split()) + 1 > budget:
                 continue
             chosen.append(other)
-            budget -= length(other) + 1
-        chosen.sort(key=lambda c: (c.passage_index != best.passage_index, c.passage_index, c.start))
+            budget -= len(other.text.split()) + 1
+        chosen.sort(key=lambda c: (c.doc_id != best.doc_id, c.passage_index, c.start))
         return chosen
 
-    def _compose(self, question: str, chosen: list[Candidate], passages: list[Passage],
-                 confidence: float) -> Answer:
+    def compose(self, question: str, chosen: list[Candidate], passages: list[Passage],
+                confidence: float) -> Answer:
+        """The answer text with [n] markers and one citation per cited passage (quotes verbatim)."""
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
-        parts = []
+        parts: list[str] = []
         remaining = self.max_words
         for candidate in chosen:
             passage = passages[candidate.passage_index]
-            quote = _trim(passage.text[candidate.start:candidate.end], remaining - 1, question)
+            quote = _trim(candidate.text, remaining - 1, question)
+            if any(quote == part.rsplit(" [", 1)[0] for part in parts):
+                continue  # never the same sentence twice
             remaining -= len(quote.split()) + 1
             n = numbers.get(candidate.passage_index)
             if n is None:
@@ -341,7 +240,7 @@ def _logistic(model: dict, features: dict[str, float]) -> float:
 
 
 # Hand-set starting points, replaced by the fitted weights in answerer_weights.json.
-_DEFAULT_SENTENCE_MODEL = {"bias": -3.0, "weights": {"overlap": 4.0, "context_overlap": 1.5, "dense": 2.0,
+_DEFAULT_SENTENCE_MODEL = {"bias": -3.0, "weights": {"overlap": 4.0, "context_overlap": 1.5,
                                                       "type_fit": 1.0, "novelty": 0.5, "rank": 1.0}}
 _DEFAULT_ANSWER_MODEL = {"bias": -1.0, "weights": {"sentence_prob": 3.0, "missing_key": -3.0,
                                                     "passage_dense": 1.0}}

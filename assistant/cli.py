@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     _common(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--explain", action="store_true",
+                   help="also show why: P(answerable) and the top candidate sentences with their probabilities")
     p.add_argument("--top-k", type=int, help="passages to consider and cite")
     p.add_argument("--as-of", help="date the question is asked on (YYYY-MM-DD)")
     p.add_argument("--source", help="only passages whose source contains this text")
@@ -184,7 +186,7 @@ def cmd_ask(args) -> int:
     else:
         answer = bot.ask(args.question, top_k=args.top_k, filters=filters)
     if args.json:
-        print(json.dumps(answer.to_json(), ensure_ascii=False))
+        print(json.dumps(answer.to_json(explain=args.explain), ensure_ascii=False))
         return 0
     if not streamed:
         print(terminal_safe(answer.text))
@@ -193,7 +195,19 @@ def cmd_ask(args) -> int:
         for c in answer.citations:
             print(terminal_safe(source_line(c)))
             print(textwrap.indent(textwrap.fill(terminal_safe(f"“{c.quote}”"), 96), "    "))
+    if args.explain:
+        _print_explain(answer.to_json(explain=True)["explain"])
     return 0
+
+
+def _print_explain(explain: dict) -> None:
+    """The ``--explain`` text: P(answerable), then each top candidate sentence with its probability."""
+    print(f"\nWhy: P(answerable) = {explain['p_answerable']:.2f}; top candidate sentences:")
+    if not explain["candidates"]:
+        print("    (none)")
+    for c in explain["candidates"]:
+        line = terminal_safe(f"p={c['p']:.2f} {c['doc_id']}: “{c['sentence']}”")
+        print(textwrap.indent(textwrap.fill(line, 96, subsequent_indent="    "), "    "))
 
 
 def cmd_documents(args) -> int:

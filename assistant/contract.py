@@ -261,15 +261,18 @@ class Answer:
     doc_ranking: list[str] = field(default_factory=list)
     # Generated answers: what the citation check did; None for extractive answers.
     check: CheckRecord | None = None
+    # What the extractive answerer made of the question, the ``--explain`` object
+    # ({"p_answerable", "candidates": [{"doc_id", "sentence", "p"}]}); None when none assessed it.
+    explain: dict | None = None
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
         """The retrieval's ranking of documents (up to 10), or the documents of the passages."""
         return (self.doc_ranking or ranked_doc_ids(self.passages))[:RANKING_DEPTH]
 
-    def to_json(self) -> dict:
-        """Exactly the ``assistant ask --json`` object."""
-        return {
+    def to_json(self, explain: bool = False) -> dict:
+        """Exactly the ``assistant ask --json`` object (with ``"explain"`` when asked for)."""
+        data = {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
@@ -277,6 +280,9 @@ class Answer:
             "retrieved_doc_ids": self.retrieved_doc_ids,
             "latency_ms": round(self.latency_ms, 1),
         }
+        if explain:
+            data["explain"] = self.explain or {"p_answerable": round(self.confidence, 4), "candidates": []}
+        return data
 
 
 # An answer as it streams: (text so far, None) while it grows, then (final text, Answer).

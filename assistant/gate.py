@@ -33,7 +33,10 @@ def make_baseline(run: EvalRun, previous: dict | None = None) -> dict:
 
     Tolerances edited by hand in ``previous`` (ones that differ from the default for its
     metrics) are kept; the others are recomputed, so they follow the size of the question set.
+    A question set from outside the repository (e.g. ``../shared/data/news-dev``, whose text
+    must not be copied into it) keeps per-question ids and verdicts only, no answer text.
     """
+    with_text = inside_repository(run.questions_file)
     old = previous or {}
     old_tolerances = old.get("tolerances") or {}
     tolerances = {}
@@ -50,9 +53,15 @@ def make_baseline(run: EvalRun, previous: dict | None = None) -> dict:
         "settings": run.settings,
         "metrics": run.metrics,
         "tolerances": {m: tolerances[m] for m in GATED if m in tolerances},
-        "questions": {r["id"]: {"correct": s.correct, "answer": r["answer"]}
+        "questions": {r["id"]: {"correct": s.correct, **({"answer": r["answer"]} if with_text else {})}
                       for r, s in zip(run.records, run.scores)},
     }
+
+
+def inside_repository(questions_file: str) -> bool:
+    """True when a run's question file (as displayed: relative to the working directory, the
+    repository, when it lies inside it) is part of the repository."""
+    return not Path(questions_file).is_absolute() and not questions_file.startswith("..")
 
 
 def load_baseline(path: Path) -> dict:

@@ -33,6 +33,8 @@ PUBLICATION_LAG_DAYS = 2
 FUTURE_PENALTY = 0.2
 RECENCY_BOOST = 0.5
 RECENCY_HALF_LIFE_DAYS = 14
+WEEK_BOOST = 0.5  # a dated question: an article of its week scores up to this share higher
+WEEK_HALF_LIFE_DAYS = 7
 RECENCY_WORDS = ("this week", "last week", "recently", "recent", "latest", "this month", "today",
                  "yesterday", "currently", "now", "new ", "this year", "so far")
 
@@ -199,8 +201,11 @@ def apply_as_of(passages: list[Passage], question: str, as_of: str) -> None:
     wants_recent = any(word in f" {question.lower()} " for word in RECENCY_WORDS)
     dated = [p for p in passages if p.extra.get(Meta.DATE_ORDINAL) is not None]
     for passage in dated:
+        age = passage.extra["age_days"] = cutoff - passage.extra[Meta.DATE_ORDINAL]
         if passage.extra[Meta.DATE_ORDINAL] > cutoff:
             passage.score *= FUTURE_PENALTY
+        else:  # the article of the question's week beats an older one about another event of the same kind
+            passage.score *= 1 + WEEK_BOOST * 0.5 ** (age / WEEK_HALF_LIFE_DAYS)
     usable = [p.extra[Meta.DATE_ORDINAL] for p in dated if p.extra[Meta.DATE_ORDINAL] <= cutoff]
     if wants_recent and usable:
         newest = max(usable)

@@ -1,60 +1,64 @@
-"""Fit the extractive answerer's two small models on squad2-dev, with cross-validation.
+"""Fit the extractive answerer's two models on a mix of what users ask, and measure them honestly.
 
-1. Sentence model: P(sentence contains the gold answer) from the sentence features
-   (assistant.answering.SENTENCE_FEATURES), trained on the sentences of the passages
-   retrieved for the answerable questions.
-2. Answer model: P(the composed answer is correct) from the answer features
-   (assistant.answering.ANSWER_FEATURES); unanswerable questions are negatives. The
-   assistant abstains when this probability is below ``abstain_threshold``.
+The mix (bench/answer_cases.py): every question set (squad2-dev, the bundled corpus, and news-dev
+where ../shared/data/news-dev exists) asked of its own corpus (answerable questions, and SQuAD's
+adversarial unanswerables) and of every other corpus (off-corpus: should abstain).
 
-Both are L2-regularised logistic regressions (numpy, Newton steps). Out-of-fold
-predictions (5 folds, split by question) give the honest figures printed here; the
-final weights are fitted on all of squad2-dev and written to
-assistant/answerer_weights.json. Usage:
+1. Sentence model: P(sentence holds a gold answer), over assistant.features.SENTENCE_FEATURES,
+   trained on the candidate sentences of answerable questions.
+2. Answer model: P(the question is answerable here), over assistant.features.ANSWER_FEATURES.
+   The assistant abstains below ``abstain_threshold`` (assistant/settings.py).
 
-    python bench/fit_answerer.py [--store /tmp/squad-store] [--write]
+Protocol (eval/README.md "How the answerer is fitted"): questions are split into 5 folds grouped
+by document (a set's questions about one document stay in one fold, in-corpus and off-corpus
+alike). For each fold k, both models are fitted on three folds, the abstention threshold is chosen
+on fold k+1, and fold k, used for neither, is answered: the "held-out" figures. The "fit" figures
+are the final models (fitted on everything) answering the questions they were fitted on.
+
+    python bench/fit_answerer.py --store squad2-dev=/tmp/s --store corpus=/tmp/c --store news-dev=/tmp/n
+    python bench/fit_answerer.py --cache /tmp/answer-cases.pkl [--write]   # refit without re-asking
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import re
-import string
 import sys
 from pathlib import Path
 
 import numpy as np
 
-import assistant  # noqa: F401
-from assistant.answering import ANSWER_FEATURES, SENTENCE_FEATURES, WEIGHTS_PATH, _logistic
-from assistant.pipeline import Assistant
-from assistant.settings import Settings
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
+import answer_cases  # noqa: E402
+from assistant.answering import WEIGHTS_PATH, ExtractiveAnswerer, _logistic  # noqa: E402
+from assistant.contract import Answer  # noqa: E402
+from assistant.features import ANSWER_FEATURES, SENTENCE_FEATURES  # noqa: E402
+from assistant.metrics import MAX_ANSWER_WORDS, answer_text, contains_answer  # noqa: E402
+
 FOLDS = 5
-L2 = float(__import__("os").environ.get("FIT_L2", "5.0"))
-LABEL = "answerable"
+L2 = 5.0
+OFF_CORPUS_WEIGHT = 2.0  # all off-corpus cases together weigh as much as this many answerable sets
+THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
+# The threshold policy: refusing an answerable question is the worst failure (a wrong but cited
+# sentence can be checked, a refusal cannot), so the threshold is the lowest one at which this
+# share of off-corpus questions is refused on the tuning fold.
+OFF_CORPUS_REFUSED = 0.96
 
 
-def normalise(text: str) -> str:
-    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """Weights and bias on standardised features; returns (w, b, mean, std)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2,
+                 sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """Weights and bias on standardised features (L2-regularised, Newton steps); (w, b, mean, std)."""
+    sw = np.ones(len(y)) if sample_weight is None else sample_weight
     mean, std = x.mean(0), x.std(0) + 1e-6
-    z = (x - mean) / std
-    z1 = np.hstack([z, np.ones((len(z), 1))])
+    z1 = np.hstack([(x - mean) / std, np.ones((len(x), 1))])
     w = np.zeros(z1.shape[1])
     reg = np.eye(len(w)) * l2
     reg[-1, -1] = 0.0
     for _ in range(50):
         p = 1 / (1 + np.exp(-z1 @ w))
-        grad = z1.T @ (p - y) + reg @ w
-        hess = (z1 * (p * (1 - p))[:, None]).T @ z1 + reg
-        step = np.linalg.solve(hess, grad)
+        step = np.linalg.solve((z1 * (sw * p * (1 - p))[:, None]).T @ z1 + reg, z1.T @ (sw * (p - y)) + reg @ w)
         w -= step
         if np.abs(step).max() < 1e-6:
             break
@@ -63,142 +67,203 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2) -> tuple[np.ndarr
 
 def to_model(names, w, b, mean, std) -> dict:
     """Fold the standardisation into plain weights: z = sum(w_i * x_i) + bias."""
-    weights = {n: float(wi / si) for n, wi, si in zip(names, w, std)}
-    bias = float(b - sum(wi * mi / si for wi, mi, si in zip(w, mean, std)))
-    return {"bias": bias, "weights": weights}
+    return {"bias": float(b - sum(wi * mi / si for wi, mi, si in zip(w, mean, std))),
+            "weights": {n: float(wi / si) for n, wi, si in zip(names, w, std)}}
 
 
-def collect(bot: Assistant, questions: list[dict]):
-    """Per question: candidates with features, passages and analysis (sentence model applied later)."""
-    rows = []
-    index = bot.retriever.bm25
-    for q in questions:
-        passages = bot.retriever.retrieve(q["question"]).passages
-        info, cands = bot.answerer.candidates(q["question"], passages, index.idf, bot.retriever.embed)
-        golds = [normalise(g) for g in q.get("answers") or []]
-        labels = []
-        for c in cands:
-            text = normalise(passages[c.passage_index].text[c.start:c.end])
-            labels.append(1.0 if golds and any(g and g in text for g in golds) else 0.0)
-        rows.append({"q": q, "passages": passages, "info": info, "cands": cands, "labels": labels, "golds": golds})
-    return rows
+def fold_of(case: answer_cases.Case) -> int:
+    return int(hashlib.sha1(case.group.encode()).hexdigest(), 16) % FOLDS
 
 
-def answer_correct(bot: Assistant, row) -> bool:
-    """Would the composed answer (top sentence(s)) contain a gold answer within 60 words?"""
-    if not row["golds"] or not row["cands"]:
-        return False
-    chosen = bot.answerer._choose(row["cands"], row["passages"])
-    answer = bot.answerer._compose(row["q"]["question"], chosen, row["passages"], 1.0)
-    text = normalise(answer.text)
-    return len(answer.text.split()) <= 60 and any(g in text for g in row["golds"])
+class Row:
+    """A case with its candidates (features computed once; scores follow the sentence model)."""
+
+    def __init__(self, case: answer_cases.Case, answerer: ExtractiveAnswerer) -> None:
+        self.case = case
+        self.info, self.candidates = answerer.candidates(case.query, case.passages, case.idf)
+        self.labels = [contains_answer(c.text, case.golds) if case.golds else False for c in self.candidates]
 
 
-def rescore(rows, model) -> None:
-    for row in rows:
-        for c in row["cands"]:
-            c.score = _logistic(model, c.features)
-        order = sorted(range(len(row["cands"])), key=lambda i: -row["cands"][i].score)
-        row["cands"] = [row["cands"][i] for i in order]
-        row["labels"] = [row["labels"][i] for i in order]
+def fit_sentence_model(rows: list[Row]) -> dict:
+    x = [[c.features[n] for n in SENTENCE_FEATURES] for r in rows if r.case.golds for c in r.candidates]
+    y = [float(label) for r in rows if r.case.golds for label in r.labels]
+    return to_model(SENTENCE_FEATURES, *fit_logistic(np.array(x), np.array(y)))
 
 
-def sentence_data(rows):
-    x, y = [], []
-    for row in rows:
-        if not row["golds"]:
+def answers_of(rows: list[Row], answerer: ExtractiveAnswerer, sentence_model: dict) -> list[tuple]:
+    """Per row: (answer features, the composed answer or None) under ``sentence_model``."""
+    answerer.sentence_model = sentence_model
+    out = []
+    for r in rows:
+        for c in r.candidates:
+            c.score = _logistic(sentence_model, c.features)
+        order = sorted(range(len(r.candidates)), key=lambda i: -r.candidates[i].score)
+        r.candidates[:] = [r.candidates[i] for i in order]
+        r.labels[:] = [r.labels[i] for i in order]
+        if not r.candidates:
+            out.append(({}, None))
             continue
-        for c, label in zip(row["cands"], row["labels"]):
-            x.append([c.features[n] for n in SENTENCE_FEATURES])
-            y.append(label)
-    return np.array(x), np.array(y)
+        assessment = answerer_assessment(answerer, r, r.candidates)
+        chosen = answerer.choose(assessment, r.case.passages)
+        out.append((assessment.features, answerer.compose(r.case.query, chosen, r.case.passages, 1.0)))
+    return out
 
 
-def answer_data(bot, rows):
-    x, y = [], []
-    for row in rows:
-        feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.retriever.bm25.idf) if row["cands"] else {}
-        x.append([feats.get(n, 0.0) for n in ANSWER_FEATURES])
-        y.append(1.0 if (answer_correct(bot, row) if LABEL == "correct" else bool(row["golds"])) else 0.0)
-    return np.array(x), np.array(y)
+def answerer_assessment(answerer: ExtractiveAnswerer, row: Row, candidates):
+    """The answerer's assessment of ``row`` with ``candidates`` already scored (no re-featurising)."""
+    original = answerer.candidates
+    answerer.candidates = lambda *_: (row.info, candidates)
+    try:
+        return answerer.assess(row.case.query, row.case.passages, row.case.idf)
+    finally:
+        answerer.candidates = original
 
 
-def summarise(rows, probs, correct, threshold):
-    answerable = [i for i, r in enumerate(rows) if r["golds"]]
-    unanswerable = [i for i, r in enumerate(rows) if not r["golds"]]
-    answered = [i for i in answerable if probs[i] >= threshold]
-    acc = sum(1 for i in answered if correct[i]) / len(answerable)
-    abstain = sum(1 for i in unanswerable if probs[i] < threshold) / max(len(unanswerable), 1)
-    return acc, len(answered) / len(answerable), abstain
+def fit_answer_model(rows: list[Row], answers: list[tuple]) -> dict:
+    x = [[f.get(n, 0.0) for n in ANSWER_FEATURES] for f, _ in answers]
+    y = [1.0 if r.case.kind == "answerable" else 0.0 for r in rows]
+    # Each set's answerable questions and each set's adversarial ones weigh as one group (the small
+    # bundled corpus as much as news-dev); off-corpus questions, many and easy, weigh
+    # OFF_CORPUS_WEIGHT groups together.
+    keys = [(r.case.set, r.case.kind) if r.case.kind != "off-corpus" else ("", "off-corpus") for r in rows]
+    sizes = {k: keys.count(k) for k in set(keys)}
+    total = len(rows) / (len(sizes) - 1 + OFF_CORPUS_WEIGHT)
+    weight = [total * (OFF_CORPUS_WEIGHT if k[1] == "off-corpus" else 1.0) / sizes[k] for k in keys]
+    return to_model(ANSWER_FEATURES, *fit_logistic(np.array(x), np.array(y), sample_weight=np.array(weight)))
+
+
+def outcome(row: Row, p: float, answer: Answer | None, threshold: float) -> str:
+    if answer is None or p < threshold:
+        return "refused"
+    if row.case.kind != "answerable":
+        return "answered"
+    text = answer_text(answer.text)
+    return "right" if len(text.split()) <= MAX_ANSWER_WORDS and contains_answer(text, row.case.golds) else "wrong"
+
+
+def choose_threshold(rows: list[Row], probs: list[float]) -> float:
+    """The lowest threshold at which ``OFF_CORPUS_REFUSED`` of the off-corpus ``rows`` are refused."""
+    off = np.array([p for r, p in zip(rows, probs) if r.case.kind == "off-corpus"])
+    return float(next((t for t in THRESHOLDS if np.mean(off < t) >= OFF_CORPUS_REFUSED), THRESHOLDS[-1]))
+
+
+def report(rows: list[Row], probs: list[float], answers: list[tuple], thresholds: list[float], label: str) -> dict:
+    """Print and return the figures per set: accuracy, answered, refused, citations, verbatim quotes."""
+    figures = {}
+    print(f"\n{label}")
+    print(f"  {'set':<11} {'kind':<12} {'n':>4}  accuracy  answered  refused  citation  verbatim")
+    keys = sorted({(r.case.set, r.case.kind) for r in rows})
+    for key in keys:
+        idx = [i for i, r in enumerate(rows) if (r.case.set, r.case.kind) == key]
+        outs = [outcome(rows[i], probs[i], answers[i][1], thresholds[i]) for i in idx]
+        answered = [i for i, o in zip(idx, outs) if o != "refused"]
+        verbatim = all(_verbatim(answers[i][1]) for i in answered)
+        line = {"n": len(idx), "refused": outs.count("refused") / len(idx)}
+        if key[1] == "answerable":
+            right = [i for i, o in zip(idx, outs) if o == "right"]
+            line.update(accuracy=len(right) / len(idx), answered=len(answered) / len(idx),
+                        citation=np.mean([_cited(rows[i], answers[i][1]) for i in right]) if right else None)
+        print(f"  {key[0]:<11} {key[1]:<12} {len(idx):>4}  {_f(line.get('accuracy'))}     "
+              f"{_f(line.get('answered'))}     {_f(line['refused'])}    {_f(line.get('citation'))}     "
+              f"{'yes' if verbatim else 'NO'}")
+        figures["/".join(key)] = line
+    return figures
+
+
+def _cited(row: Row, answer: Answer) -> bool:
+    evidence = _evidence(row.case)
+    return any(c.doc_id in evidence or contains_answer(c.quote, row.case.golds) for c in answer.citations)
+
+
+_EVIDENCE: dict[tuple, set] = {}
+
+
+def _evidence(case) -> set:
+    key = (case.set, case.id)
+    if not _EVIDENCE:
+        for name, (_, questions) in answer_cases.available_sets().items():
+            for line in open(questions):
+                q = json.loads(line)
+                _EVIDENCE[(name, q["id"])] = set(q.get("evidence_doc_ids") or [])
+    return _EVIDENCE.get(key, set())
+
+
+def _verbatim(answer: Answer) -> bool:
+    return all(part in c.passage for c in answer.citations for part in c.quote.split(" … "))
+
+
+def _f(value) -> str:
+    return "  -  " if value is None else f"{value:.3f}"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--store", default="/tmp/squad-store")
-    parser.add_argument("--questions", default=str(ROOT / "eval/squad2-dev/questions.jsonl"))
-    parser.add_argument("--cache", action="store_true", help="reuse the retrieved candidates of the last run")
-    parser.add_argument("--label", choices=["correct", "answerable"], default="answerable",
-                        help="what the answer model predicts")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", action="append", default=[], metavar="SET=DIR",
+                        help="an ingested store of a set's documents (ask every set's questions of it)")
+    parser.add_argument("--cache", type=Path, nargs="+", default=[Path("/tmp/answer-cases.pkl")],
+                        help="the asked cases: written (to the first) after --store runs; all are read")
     parser.add_argument("--write", action="store_true", help="write assistant/answerer_weights.json")
     args = parser.parse_args()
-    global LABEL
-    LABEL = args.label
 
-    bot = Assistant(Settings(store_dir=Path(args.store)))
-    if bot.store.count() == 0:
-        print(bot.ingest([ROOT / "eval/squad2-dev/documents.jsonl"], progress=False).summary())
-    questions = [json.loads(line) for line in open(args.questions)]
-    import pickle
-    cache = Path(args.store) / "fit-rows.pkl"
-    if args.cache and cache.exists():
-        rows = pickle.loads(cache.read_bytes())
-    else:
-        rows = collect(bot, questions)
-        cache.write_bytes(pickle.dumps(rows))
-    rng = np.random.default_rng(0)
-    folds = rng.permutation(len(rows)) % FOLDS
+    if args.store:
+        from assistant.pipeline import Assistant
+        from assistant.settings import Settings
 
-    # Out-of-fold evaluation of the two-stage model.
-    oof_probs = np.zeros(len(rows))
-    oof_correct = np.zeros(len(rows), dtype=bool)
-    top_hit = []
-    for fold in range(FOLDS):
-        train = [r for r, f in zip(rows, folds) if f != fold]
-        test_idx = [i for i, f in enumerate(folds) if f == fold]
-        xs, ys = sentence_data(train)
-        s_model = to_model(SENTENCE_FEATURES, *fit_logistic(xs, ys))
-        rescore(rows, s_model)
-        xa, ya = answer_data(bot, train)
-        a_model = to_model(ANSWER_FEATURES, *fit_logistic(xa, ya))
-        for i in test_idx:
-            row = rows[i]
-            feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.retriever.bm25.idf) if row["cands"] else {}
-            oof_probs[i] = _logistic(a_model, feats) if feats else 0.0
-            oof_correct[i] = answer_correct(bot, row)
-            if row["golds"]:
-                top_hit.append(bool(row["labels"] and row["labels"][0]))
-    print(f"sentence model (out of fold): top sentence holds the gold answer for {np.mean(top_hit):.3f} "
-          f"of answerable questions; composed answer correct for "
-          f"{np.mean([oof_correct[i] for i, r in enumerate(rows) if r['golds']]):.3f}")
-    print("threshold  answerable-acc  answered  unanswerable-abstained   (out of fold)")
-    for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6):
-        acc, answered, abstain = summarise(rows, oof_probs, oof_correct, t)
-        print(f"  {t:.2f}      {acc:.3f}          {answered:.3f}     {abstain:.3f}")
+        cases = []
+        sets = answer_cases.available_sets()
+        for spec in args.store:
+            name, _, store = spec.partition("=")
+            bot = Assistant(Settings(store_dir=Path(store)))
+            if bot.store.count() == 0:
+                print(f"{store}: empty store; ingest {sets[name][0]} into it first", file=sys.stderr)
+                return 1
+            cases += answer_cases.ask_cases(bot, name, sets)
+            print(f"asked {name}: {len(cases)} cases so far", file=sys.stderr)
+        answer_cases.save(cases, args.cache[0])
+    cases = [case for path in args.cache for case in answer_cases.load(path)]
+    answerer = ExtractiveAnswerer()
+    rows = [Row(c, answerer) for c in cases]
+    folds = np.array([fold_of(c) for c in cases])
+    print(f"{len(rows)} cases: " + ", ".join(f"{k}: {sum(r.case.kind == k for r in rows)}"
+                                             for k in ("answerable", "adversarial", "off-corpus")))
 
-    # Final fit on everything.
-    xs, ys = sentence_data(rows)
-    s_model = to_model(SENTENCE_FEATURES, *fit_logistic(xs, ys))
-    rescore(rows, s_model)
-    xa, ya = answer_data(bot, rows)
-    a_model = to_model(ANSWER_FEATURES, *fit_logistic(xa, ya))
-    print("sentence weights:", json.dumps({k: round(v, 3) for k, v in s_model["weights"].items()}))
+    # Held-out: fit on three folds, choose the threshold on the next, answer the fold used for neither.
+    probs, answers, thresholds = [0.0] * len(rows), [({}, None)] * len(rows), [0.5] * len(rows)
+    fold_thresholds: list[float] = []
+    for k in range(FOLDS):
+        tune_k = (k + 1) % FOLDS
+        fit = [r for r, f in zip(rows, folds) if f not in (k, tune_k)]
+        s_model = fit_sentence_model(fit)
+        a_model = fit_answer_model(fit, answers_of(fit, answerer, s_model))
+        tune = [r for r, f in zip(rows, folds) if f == tune_k]
+        tune_answers = answers_of(tune, answerer, s_model)
+        threshold = choose_threshold(tune, [_logistic(a_model, f) if f else 0.0 for f, _ in tune_answers])
+        test_idx = [i for i, f in enumerate(folds) if f == k]
+        for i, result in zip(test_idx, answers_of([rows[i] for i in test_idx], answerer, s_model)):
+            answers[i] = result
+            probs[i] = _logistic(a_model, result[0]) if result[0] else 0.0
+            thresholds[i] = threshold
+        fold_thresholds.append(threshold)
+        print(f"fold {k}: threshold {threshold:.3f} (chosen on fold {tune_k})")
+    held_out = report(rows, probs, answers, thresholds, "held-out (out-of-fold, grouped by document)")
+
+    # The shipped models: fitted on everything; the threshold by the same policy, applied to them.
+    s_model = fit_sentence_model(rows)
+    final_answers = answers_of(rows, answerer, s_model)
+    a_model = fit_answer_model(rows, final_answers)
+    final_probs = [_logistic(a_model, f) if f else 0.0 for f, _ in final_answers]
+    threshold = choose_threshold(rows, final_probs)
+    report(rows, final_probs, final_answers, [threshold] * len(rows), f"fit (in-sample, threshold {threshold:.3f})")
+    print("\nsentence weights:", json.dumps({k: round(v, 3) for k, v in s_model["weights"].items()}))
     print("answer weights:  ", json.dumps({k: round(v, 3) for k, v in a_model["weights"].items()}))
+    print(f"abstain_threshold: {threshold:.3f} (the policy on the final models; folds chose "
+          f"{', '.join(f'{t:.3f}' for t in fold_thresholds)}; set it in assistant/settings.py)")
     if args.write:
         WEIGHTS_PATH.write_text(json.dumps({
-            "fitted_on": "eval/squad2-dev/questions.jsonl (bench/fit_answerer.py)",
-            "sentence": s_model, "answer": a_model}, indent=2) + "\n")
+            "fitted_by": "bench/fit_answerer.py", "sets": sorted({c.set for c in cases}),
+            "abstain_threshold": round(threshold, 3), "sentence": s_model, "answer": a_model}, indent=2) + "\n")
         print(f"wrote {WEIGHTS_PATH}")
-    return 0
+    return 0 if held_out else 1
 
 
 if __name__ == "__main__":

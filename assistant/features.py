@@ -1,0 +1,217 @@
+"""What the extractive answerer knows about a question and its candidate sentences.
+
+- :func:`analyse_question`: the question's terms, key terms and expected answer type.
+- :func:`answer_form`: whether a sentence can be an answer at all (not a heading, title-like line,
+  question, caption or fragment without a verb).
+- :func:`sentence_features`: per sentence, how well it answers (the sentence model's input).
+- :func:`answer_features`: per question, whether the best sentence answers it at all, in relative
+  and absolute terms (the abstention model's input).
+
+Both models are logistic regressions over these features, fitted by ``bench/fit_answerer.py``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
+
+SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
+                     "rank", "bm25_rank", "short", "first", "recent")
+ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
+                   "covered_idf", "max_missing_idf", "negation_mismatch", "contrast", "margin", "type_fit",
+                   "context_missing", "max_context_missing", "type_missing", "missing_key_context",
+                   "unknown_key", "unknown_idf")
+
+MAX_VERBLESS_WORDS = 12     # a longer line that ends in a full stop is read as a sentence, verb or not
+UNSEEN_TERM = "\x00unseen"  # asked of the idf function: the weight of a term no chunk holds
+NEAR_WORDS = 8               # an expected entity "next to" the question's event: within this many words
+RECENT_HALF_LIFE_DAYS = 7.0  # a dated question's week: articles of that week score ~1, a month older ~0.05
+DAY_OR_MONTH = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+                          r"December|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|yesterday|today|"
+                          r"tomorrow|(?:last|next|this) (?:week|month|year))\b")
+COUNT_WORDS = re.compile(r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|"
+                         r"hundreds?|thousands?|millions?|billions?)\b", re.I)
+
+# Words that questions written to be unanswerable swap for a sibling ("larger" for "smaller",
+# "weekly" for "annual"): a question term missing from the answer sentence while a sibling
+# of it is present is a strong sign that the sentence does not answer the question.
+CONTRAST_CLASSES = [
+    "first second third fourth fifth sixth last final next previous earliest latest initial",
+    "larger smaller bigger greater less more fewer higher lower largest smallest biggest greatest most "
+    "least highest lowest longest shortest oldest newest youngest best worst major minor wider narrower",
+    "north south east west northern southern eastern western upper lower inner outer northeast "
+    "northwest southeast southwest",
+    "daily weekly monthly annual annually yearly hourly decade century",
+    "hot cold heat warm cool warmer cooler colder hotter",
+    "increase decrease rise fall gain loss win lose won lost success failure before after early late "
+    "begin end start finish import export public private internal external maximum minimum male female "
+    "men women buy sell bought sold open close opened closed ancient modern positive negative "
+    "allow forbid support oppose accept reject inside outside above below add remove",
+]
+_CONTRAST: dict[str, int] = {}
+
+# Capitalised only because they open a sentence: not names.
+SENTENCE_OPENERS = STOPWORDS | frozenset("""
+according after although already also another because before but despite during earlier even every
+however if instead last later like many meanwhile most now once only other over since some still
+that then there these this those though today tomorrow unlike when where while yesterday yet
+monday tuesday wednesday thursday friday saturday sunday
+""".split())
+
+REFERS_BACK = re.compile(r"\W*(?:it|its|it's|they|their|them|he|his|him|she|her|this|these|those|there|"
+                         r"the (?:latter|former|same)|such)\b", re.I)
+NEGATION = re.compile(r"\b(not|never|no|n't|without|neither|nor|cannot|none)\b|n't\b", re.I)
+TERMINAL = re.compile(r"[.!…][\"'”’)\]]*$")
+CAPTION = re.compile(r"^\s*(?:\(?(?:photo|image|picture|video|figure|fig\.|table|caption|credit|source|"
+                     r"file photo|show caption|hide caption)\b|[^.]{0,80}\b(?:getty images|associated press|"
+                     r"ap photo|reuters|usa today network|/ ?ap|/ ?afp)\)?\.?\s*$)", re.I)
+# A sentence with none of these has no finite verb: "Annual Report 2023.", "Correspondent."
+VERB_HINT = re.compile(r"\b(?:is|are|was|were|be|been|being|am|has|have|had|do|does|did|will|would|can|could|"
+                       r"shall|should|may|might|must|says?|said|began|became|beat|bought|brought|built|came|"
+                       r"caught|chose|drew|drove|fell|felt|flew|fought|found|gave|got|grew|heard|held|hit|"
+                       r"kept|knew|led|left|lost|made|meant|met|paid|put|ran|rose|sat|saw|sent|set|shot|"
+                       r"sold|spent|spoke|stood|struck|took|taught|thought|told|went|won|wore|wrote|\w{2,}(?:ed|es))\b|\b\w+s\b(?=\s+(?:a|an|the|to|"
+                       r"that|its|his|her|their|on|in|at|for|with|from|by|up|out)\b)", re.I)
+
+
+@dataclass
+class QuestionInfo:
+    """A question's terms, the names and numbers it is about, and the kind of answer it expects."""
+
+    text: str
+    terms: list[str]
+    answer_type: str | None  # date | number | entity | None
+    key_terms: set[str]
+
+
+def analyse_question(question: str) -> QuestionInfo:
+    lower = question.lower()
+    answer_type = None
+    if re.search(r"\b(when|what (year|date|decade|century|time|month|day)|which (year|century|decade|month|day)|"
+                 r"how long ago|since when)\b", lower):
+        answer_type = "date"
+    elif re.search(r"\b(how (many|much|long|old|far|big|large|tall|high|fast|often)|what (percentage|percent|"
+                   r"number|amount|proportion|share|fraction|salary|price|cost)|how much money)\b", lower):
+        answer_type = "number"
+    elif re.search(r"\b(who|whom|whose|where|which|what is the name|what was the name|name the)\b", lower):
+        answer_type = "entity"  # a person, place, organisation or title: a name
+    # Key terms: numbers and proper names the question is about (other than its first word).
+    key_terms: set[str] = set()
+    for match in NUMBER.finditer(question):
+        key_terms.update(terms(match.group()))
+    for match in CAPITALISED.finditer(question):
+        if match.start() == 0 and " " not in match.group():
+            continue
+        key_terms.update(t for t in terms(match.group()) if t not in STOPWORDS)
+    return QuestionInfo(question, list(dict.fromkeys(terms(question))), answer_type, key_terms)
+
+
+def answer_form(sentence: str) -> bool:
+    """True when ``sentence`` reads as a statement that can answer: not a heading or title-like
+    line, a question, a caption or credit line, or a fragment without a verb."""
+    text = sentence.strip()
+    n_words = len(text.split())
+    if n_words < 4 or text.endswith("?") or CAPTION.search(text):
+        return False
+    if not TERMINAL.search(text):  # no full stop: a heading, byline, dateline or list label
+        return False
+    words_ = re.findall(r"[A-Za-z][\w'’-]*", text)
+    capitalised = sum(1 for w in words_ if w[0].isupper())
+    if n_words <= 12 and words_ and capitalised / len(words_) >= 0.6:  # "Riverside Cycling Club Annual Report 2023."
+        return False
+    return n_words > MAX_VERBLESS_WORDS or bool(VERB_HINT.search(text))
+
+
+def _contrast_index() -> dict[str, int]:
+    if not _CONTRAST:
+        for number, words_ in enumerate(CONTRAST_CLASSES):
+            for word in words_.split():
+                for stem in terms(word):
+                    _CONTRAST.setdefault(stem, number)
+    return _CONTRAST
+
+
+def typed_spans(sentence: str, answer_type: str | None) -> list[re.Match]:
+    """The spans of ``sentence`` of the question's answer type (dates, numbers or names)."""
+    if answer_type == "date":
+        return list(DATE.finditer(sentence)) + list(DAY_OR_MONTH.finditer(sentence))
+    if answer_type == "number":
+        return list(NUMBER.finditer(sentence)) + list(COUNT_WORDS.finditer(sentence))
+    if answer_type == "entity":
+        # A name may open the sentence ("Tetris is ..."), a capitalised first word alone ("During") may not.
+        return [m for m in CAPITALISED.finditer(sentence)
+                if m.start() > 0 or m.group().split(None, 1)[0].lower() not in SENTENCE_OPENERS]
+    return []
+
+
+def type_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tuple[float, float]:
+    """(an answer of the expected type that the question does not already name is present,
+    and it stands within ``NEAR_WORDS`` words of a question term)."""
+    spans = [m for m in typed_spans(sentence, info.answer_type) if not set(terms(m.group())) <= question_terms]
+    if not spans:
+        return 0.0, 0.0
+    tokens = list(re.finditer(r"\S+", sentence))
+    hits = [i for i, m in enumerate(tokens) if _token_terms(m.group()) & question_terms]
+    if not hits:
+        return 1.0, 0.0
+    starts = [m.start() for m in tokens]
+    near = any(min(abs(bisect.bisect_right(starts, m.start()) - 1 - h) for h in hits) <= NEAR_WORDS for m in spans)
+    return 1.0, 1.0 if near else 0.0
+
+
+@lru_cache(maxsize=65536)
+def _token_terms(token: str) -> frozenset[str]:
+    return frozenset(terms(token))
+
+
+def recency(age_days: float | None) -> float:
+    """How close a passage's article is to the question's date: 1 in its week, falling with age;
+    0 for articles published after it (beyond the publication lag) or without a date."""
+    if age_days is None or age_days < 0:
+        return 0.0
+    return 0.5 ** (age_days / RECENT_HALF_LIFE_DAYS)
+
+
+def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict, sentence_prob: float,
+                    second_prob: float, passage_text: str, context: str, passages,
+                    weights: dict[str, float], unseen_weight: float) -> dict[str, float]:
+    """Whether the best sentence answers the question: relative (its score, margin, share of the
+    question covered) and absolute (raw idf mass covered, best raw cosine, names the corpus never
+    mentions) evidence. ``weights``: idf of the question's terms; ``unseen_weight``: the idf of a
+    term no chunk of the corpus holds."""
+    sentence_terms = set(terms(best_sentence))
+    passage_terms = set(terms(passage_text))
+    keys = info.key_terms or set()
+    missing_key = len(keys - passage_terms) / len(keys) if keys else 0.0
+    context_terms = set(terms(context)) | sentence_terms
+    missing_terms = [t for t in info.terms if t not in context_terms]
+    contrast_index = _contrast_index()
+    sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
+    contrast = any(contrast_index.get(t) in sentence_classes for t in missing_terms)
+    total = sum(weights.values()) or 1.0
+    top = max(weights.values(), default=1.0) or 1.0
+    absent = [w for t, w in weights.items() if t not in passage_terms]
+    unseen = {t for t, w in weights.items() if w >= unseen_weight - 1e-9}
+    return {
+        "unknown_key": len(keys & unseen) / len(keys) if keys else 0.0,
+        "unknown_idf": sum(weights[t] for t in unseen) / total,
+        "sentence_prob": sentence_prob,
+        "overlap": best_features["overlap"],
+        "type_fit": best_features["type_fit"],
+        "passage_dense": max((p.dense for p in passages), default=0.0),
+        "missing_key": missing_key,
+        "passage_coverage": 1.0 - sum(absent) / total,
+        "covered_idf": sum(w for t, w in weights.items() if t in passage_terms),
+        "max_missing_idf": max(absent, default=0.0) / top,
+        "negation_mismatch": float(bool(NEGATION.search(info.text)) != bool(NEGATION.search(best_sentence))),
+        "contrast": 1.0 if contrast else 0.0,
+        "margin": sentence_prob - second_prob,
+        "type_missing": 1.0 if info.answer_type and not best_features["type_fit"] else 0.0,
+        "missing_key_context": len(keys - context_terms) / len(keys) if keys else 0.0,
+        "context_missing": sum(w for t, w in weights.items() if t not in context_terms) / total,
+        "max_context_missing": max((w for t, w in weights.items() if t not in context_terms), default=0.0) / top,
+    }

@@ -1,0 +1,138 @@
+"""Answers users can trust: answered when the corpus holds the answer, with the right sentence,
+never a heading, a question or the same sentence twice, and refused when it does not."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from assistant.features import answer_form
+from assistant.pipeline import Assistant
+from assistant.settings import Settings
+from tests.conftest import drop_store, make_pdf, store_backend
+
+ARTICLE = "netflix-ai-job-ad.md"
+
+
+# Known gap (issue 10): the fitted abstention model still refuses these paraphrased questions over the
+# six-chunk article (P(answerable) 0.07-0.28 against a threshold of 0.35); strict, so a fix shows.
+REFUSED_STILL = pytest.mark.xfail(strict=True, reason="P(answerable) below the fitted threshold")
+
+
+@pytest.mark.parametrize("question, expected", [
+    pytest.param("When did the writers go on strike?", "May", marks=REFUSED_STILL),
+    pytest.param("Which famous actors joined the strike?", "Tom Cruise", marks=REFUSED_STILL),
+    pytest.param("Who represents the studios in the negotiations with the unions?",
+                 "Alliance of Motion Picture and Television Producers", marks=REFUSED_STILL),
+    ("When was the previous joint strike by actors and writers?", "1960s"),
+    ("Who reported the job ad first?", "The Intercept"),
+])
+def test_plain_questions_about_the_article_are_answered_with_the_sentence_that_holds_the_answer(
+        seeded_bot, question, expected):
+    answer = seeded_bot.ask(question)
+    assert not answer.abstained, f"refused an answerable question: {answer.explain}"
+    assert any(expected in c.quote and c.doc_id == ARTICLE for c in answer.citations), answer.text
+    assert all(c.quote in c.passage for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", ["Who is the CEO of Netflix?", "What was the box office of Oppenheimer?"])
+def test_questions_the_article_does_not_answer_are_still_refused(seeded_bot, question):
+    answer = seeded_bot.ask(question)
+    assert answer.abstained and answer.citations == []
+
+
+def _bot(tmp_path, corpus, **overrides) -> Assistant:
+    bot = Assistant(Settings(corpus_dir=corpus, **store_backend(tmp_path / "store"), **overrides))
+    bot.ingest(progress=False)
+    return bot
+
+
+def test_a_pdf_heading_is_never_the_answer(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    make_pdf(corpus / "club.pdf", [
+        "Riverside Cycling Club Annual Report 2023\n"
+        "The club grew to 214 members during the year.\n"
+        "Most members ride on Sunday mornings along the river path.",
+    ])
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("How many members did the Riverside Cycling Club have in 2023?")
+        assert not answer.abstained and "214 members" in answer.text
+        assert "Annual Report" not in answer.text
+    finally:
+        drop_store(bot)
+
+
+def test_overlapping_chunks_never_give_the_same_sentence_twice(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    filler = " ".join(f"The old mill on the river ground grain for the village in year {1800 + i}." for i in range(6))
+    (corpus / "mill.txt").write_text(
+        f"{filler} The miller Agnes Hart rebuilt the water wheel in 1921 after the great flood. {filler}")
+    bot = _bot(tmp_path, corpus, chunk_size=48, chunk_overlap=24)  # every sentence lies in two chunks
+    try:
+        holding = [p for p in bot.retriever.retrieve("Who rebuilt the water wheel after the great flood?").passages
+                   if "Agnes Hart" in p.text]
+        assert len(holding) >= 2, "the test needs the sentence in two retrieved chunks"
+        answer = bot.ask("Who rebuilt the water wheel after the great flood?")
+        assert not answer.abstained and "Agnes Hart" in answer.text
+        quotes = [part for c in answer.citations for part in c.quote.split(" … ")]
+        assert len(quotes) == len(set(quotes)), answer.text
+        assert answer.text.count("Agnes Hart") == 1
+    finally:
+        drop_store(bot)
+
+
+def test_a_question_in_the_article_is_never_the_answer(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "festival.md").write_text(
+        "# Harbour Festival guide\n\n"
+        "When is the Harbour Festival?\n\n"
+        "The Harbour Festival takes place on 14 June on the old quay.\n\n"
+        "Where can visitors park?\n\n"
+        "Visitors can park at the station car park for free.\n")
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("When is the Harbour Festival?")
+        assert not answer.abstained and "14 June" in answer.text
+        assert "?" not in re.sub(r"\[\d+\]", "", answer.text)
+    finally:
+        drop_store(bot)
+
+
+@pytest.mark.parametrize("line, answers", [
+    ("Riverside Cycling Club Annual Report 2023", False),   # heading
+    ("When is the Nevada primary?", False),                 # question
+    ("Photo: the quay at dawn (Getty Images)", False),      # caption
+    ("March 3, 2025, 5:01 a.m. ET", False),                 # dateline
+    ("Annual Report of the Riverside Cycling Club.", False),  # title-like, no verb
+    ("The club grew to 214 members during the year.", True),
+    ("Tom Cruise and George Clooney joined the strike.", True),
+])
+def test_only_statements_can_be_answers(line, answers):
+    assert answer_form(line) is answers
+
+
+def test_explain_shows_p_answerable_and_candidates_after_the_answer(seeded_bot):
+    settings = seeded_bot.settings
+    env_store = ["--store", str(settings.store_dir)] if settings.store_dir and not settings.chroma_url else []
+    if not env_store:
+        pytest.skip("the CLI test reads an embedded store")
+    run = [sys.executable, "-m", "assistant.cli", "ask", "How much does the Netflix machine learning job pay?",
+           *env_store]
+    data = json.loads(subprocess.run([*run, "--json", "--explain"], capture_output=True, text=True, check=True).stdout)
+    explain = data["explain"]
+    assert set(explain) == {"p_answerable", "candidates"} and 0.0 <= explain["p_answerable"] <= 1.0
+    assert explain["candidates"] and all(set(c) == {"doc_id", "sentence", "p"} for c in explain["candidates"])
+    assert "$900,000" in explain["candidates"][0]["sentence"]
+    plain = json.loads(subprocess.run([*run, "--json"], capture_output=True, text=True, check=True).stdout)
+    assert "explain" not in plain
+    text = subprocess.run([*run, "--explain"], capture_output=True, text=True, check=True).stdout
+    answer_at, why_at = text.find("$900,000"), text.find("P(answerable)")
+    assert 0 <= answer_at < why_at, "the explanation comes after the answer"
