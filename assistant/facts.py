@@ -56,7 +56,7 @@ PERIODS = {"year": "year", "years": "year", "annual": "year", "annually": "year"
 PERIOD_AFTER_AMOUNT = re.compile(
     r"^\s*(?:(?:a|an|per|each|every|/)\s*(?P<unit>year|month|week|day|hour)\b|"
     r"(?P<adverb>annually|yearly|monthly|weekly|daily|hourly|per annum)\b)", re.I)
-DECADE = re.compile(r"\b(?:(?P<century>1\d|20)(?P<digit>\d)0s|['’](?P<short>\d)0s)\b")
+DECADE = re.compile(r"(?:\b(?P<century>1\d|20)(?P<digit>\d)0s|['’](?P<short>\d)0s)\b")
 DECADE_WORDS = {"twenties": 2, "thirties": 3, "forties": 4, "fifties": 5, "sixties": 6, "seventies": 7,
                 "eighties": 8, "nineties": 9}
 DECADE_WORD = re.compile(r"\bthe (" + "|".join(DECADE_WORDS) + r")\b", re.I)

@@ -16,8 +16,8 @@ lacks a fact of the claim) and threshold, it simulates the citation check (a sen
 cited passage reaches the threshold, or re-pointed to the passage that does) and counts, per half,
 correct replies shown with their facts and a supporting citation, and wrong replies shown (a wrong
 fact, or a citation to the passage that does not state it). It chooses ``w`` and the threshold on the
-``fit`` half (no wrong reply shown, then most correct ones shown, then the highest threshold) and
-prints both halves at that choice.
+``fit`` half (no wrong reply shown, then most correct ones shown, then the middle of the widest range
+of thresholds that does both) and prints both halves at that choice.
 
     python bench/citation_threshold.py          # about 30 s on 2 cores
 """
@@ -43,7 +43,7 @@ from assistant.text import terms  # noqa: E402
 from tests.replies import ModelReply, load_replies  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-THRESHOLDS = np.round(np.arange(0.40, 0.951, 0.01), 2)
+THRESHOLDS = np.round(np.arange(0.40, 0.95, 0.0025), 4)
 
 
 def corpus_idf(replies: list[ModelReply]):
@@ -122,17 +122,24 @@ def main() -> None:
     print(f"{'weight':>6} {'threshold':>9} {'correct shown':>13} {'wrong shown':>11}")
     best = None
     for weight in WEIGHTS:
-        options = []
-        for threshold in THRESHOLDS:
-            correct, wrong, _, _ = at("fit", weight, float(threshold))
-            options.append((wrong == 0, correct, float(threshold)))
-        feasible, correct, threshold = max(options)
-        wrong = at("fit", weight, threshold)[1]
-        print(f"{weight:>6.2f} {threshold:>9.2f} {correct:>13.3f} {wrong:>11d}")
-        if best is None or (feasible, correct, threshold) > best[:3]:
-            best = (feasible, correct, threshold, weight)
-    _, _, threshold, weight = best
-    print(f"\nchosen on the fit half: lexical weight {weight}, threshold {threshold:.2f}")
+        results = [(t, *at("fit", weight, float(t))[:2]) for t in THRESHOLDS]
+        top = max((wrong == 0, correct) for _, correct, wrong in results)
+        good = [t for t, correct, wrong in results if (wrong == 0, correct) == top]
+        runs: list[list[float]] = []  # consecutive grid thresholds that reach the top
+        for t in good:
+            if runs and abs(t - runs[-1][-1] - (THRESHOLDS[1] - THRESHOLDS[0])) < 1e-9:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        run = max(runs, key=lambda r: r[-1] - r[0])
+        threshold = round(float(run[0] + run[-1]) / 2, 3)
+        correct, wrong = at("fit", weight, threshold)[:2]
+        print(f"{weight:>6.2f} {threshold:>9.3f} {correct:>13.3f} {wrong:>11d}   (range {run[0]:.4f}..{run[-1]:.4f})")
+        key = (top[0], top[1], run[-1] - run[0])
+        if best is None or key > best[0]:
+            best = (key, threshold, weight)
+    _, threshold, weight = best
+    print(f"\nchosen on the fit half: lexical weight {weight}, threshold {threshold:.3f}")
     for half in ("fit", "held-out"):
         correct, wrong, n_wrong, kinds = at(half, weight, threshold)
         n_correct = sum(replies[i].label == "correct" for i in halves[half])

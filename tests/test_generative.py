@@ -204,7 +204,7 @@ def test_endpoint_down_is_one_clear_line(seeded_bot, server):
 
 def test_streaming_shows_tokens_and_only_checked_citations(seeded_bot, server):
     server.default = citing("The job pays $300,000 to $900,000 a year [{n}]. It also comes with a castle "
-                            "in Scotland [{n}][9]. Actors earn less.", "$900,000")
+                            "in Scotland [{n}][9]. Every employee gets a free car.", "$900,000")
     updates = list(llm_bot(seeded_bot, server).stream(SALARY))
 
     assert server.requests[-1]["stream"] is True
