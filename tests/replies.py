@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from assistant.retrieval import Passage
+from assistant.contract import Passage
 
 ROOT = Path(__file__).resolve().parent.parent
 REPLIES = ROOT / "tests" / "fixtures" / "generated_replies.jsonl"

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.answering import ABSTAIN_MESSAGE, Answer
+from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Query
 from assistant.facts import PassageFacts, claim_facts, missing_facts
+from assistant.generative import GenerativeAnswerer
+from assistant.llm import LLMClient
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.replies import load_replies
 from tests.test_generative import citing, llm_bot, markers
@@ -171,13 +173,15 @@ def test_a_reply_with_a_wrong_fact_is_never_shown(seeded_bot, server, question, 
 def test_held_out_model_like_replies_correct_ones_shown_wrong_facts_never(seeded_bot, server):
     """Held-out half of tests/fixtures/generated_replies.jsonl (the threshold was chosen on the other)."""
     replies = load_replies(half="held-out")
-    bot = llm_bot(seeded_bot, server)
-    generator = bot.generator
+    settings = llm_bot(seeded_bot, server).settings
+    generator = GenerativeAnswerer(LLMClient(settings), Abstaining(), settings.llm_context_window,
+                                   settings.llm_max_tokens, settings.citation_min_support)
+    evidence = Evidence(lambda term: 1.0, seeded_bot.retriever.embed)
     shown, wrong_facts, wrong_citations = [], [], []
     for reply in replies:
         server.script(Reply(reply.reply))
-        *_, (_, answer) = generator.stream(reply.question, None, lambda query: list(reply.passages),
-                                           lambda query, passages: _no_answer(query), stream=False)
+        query = Query(reply.question, reply.question, reply.question)
+        *_, (_, answer) = generator.respond(query, list(reply.passages), evidence, stream=False)
         cited = {c.chunk_id for c in answer.citations}
         numbers = {n for n, p in enumerate(reply.passages, 1) if p.chunk_id in cited}
         if reply.label == "correct":
@@ -195,5 +199,8 @@ def test_held_out_model_like_replies_correct_ones_shown_wrong_facts_never(seeded
     assert len(wrong_citations) <= 1, wrong_citations
 
 
-def _no_answer(question: str) -> Answer:
-    return Answer(question, ABSTAIN_MESSAGE, True)
+class Abstaining:
+    """A fallback answerer that always abstains (the fixture passages are not in any store)."""
+
+    def respond(self, query: Query, passages, evidence, stream: bool = True):
+        yield ABSTAIN_MESSAGE, Answer(query.question, ABSTAIN_MESSAGE, True)
