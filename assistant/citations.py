@@ -51,7 +51,7 @@ class CitationCheck:
     refused: bool = False
     passages_in_prompt: int = 0
     passages_dropped: int = 0  # left out whole to fit the context window
-    outcome: str = "answered"  # answered | abstained | fallback
+    outcome: str = "answered"  # answered | abstained | unverified | fallback
     fallback_reason: str = ""
     dropped_sentences: list[str] = field(default_factory=list)
     raw_text: str = ""
@@ -64,7 +64,7 @@ class CitationCheck:
         return data
 
 
-OUTCOMES = ("answered", "abstained", "fallback")
+OUTCOMES = ("answered", "abstained", "unverified", "fallback")
 @dataclass
 class Sentence:
     """One sentence of a generated answer: as written, without markers, and the numbers it cited."""

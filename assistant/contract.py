@@ -241,6 +241,9 @@ class Answer:
     doc_ranking: list[str] = field(default_factory=list)
     # Generated answers: what the citation check did; None for extractive answers.
     check: CheckRecord | None = None
+    # An abstention because nothing of the model's reply could be verified in the passages and the
+    # extractive answerer abstained too; ``ask --json`` then says ``"unverified": true``.
+    unverified: bool = False
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
@@ -249,7 +252,7 @@ class Answer:
 
     def to_json(self) -> dict:
         """Exactly the ``assistant ask --json`` object."""
-        return {
+        data = {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
@@ -257,6 +260,9 @@ class Answer:
             "retrieved_doc_ids": self.retrieved_doc_ids,
             "latency_ms": round(self.latency_ms, 1),
         }
+        if self.unverified:
+            data["unverified"] = True
+        return data
 
 
 # An answer as it streams: (text so far, None) while it grows, then (final text, Answer).

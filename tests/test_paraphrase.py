@@ -8,15 +8,18 @@ the server.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from assistant.cli import main
 from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Query
 from assistant.facts import PassageFacts, claim_facts, missing_facts
-from assistant.generative import GenerativeAnswerer
+from assistant.generative import UNVERIFIED_MESSAGE, GenerativeAnswerer
 from assistant.llm import LLMClient
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.replies import load_replies
-from tests.test_generative import citing, llm_bot, markers
+from tests.test_generative import citing, llm_bot, markers, prompt_of
 
 
 @pytest.fixture
@@ -204,3 +207,56 @@ class Abstaining:
 
     def respond(self, query: Query, passages, evidence, stream: bool = True):
         yield ABSTAIN_MESSAGE, Answer(query.question, ABSTAIN_MESSAGE, True)
+
+
+# ---------------------------------------------------------------- no false refusals
+
+
+OFF_CORPUS = "Who won the football World Cup in 1998?"
+
+
+def test_an_unverifiable_reply_becomes_an_abstention_that_quotes_the_closest_passages(seeded_bot, server):
+    server.script(Reply("The 1998 World Cup was won by France, coached by Aime Jacquet [1]."))
+    answer = llm_bot(seeded_bot, server).ask(OFF_CORPUS)
+
+    assert answer.abstained and answer.unverified and answer.citations == []
+    first, *passages = answer.text.splitlines()
+    assert first == UNVERIFIED_MESSAGE and passages
+    assert all(line.startswith("- ") and "(netflix-ai-job-ad.md): \"" in line for line in passages)
+    assert "Jacquet" not in answer.text and "corpus does not contain" not in answer.text
+    assert answer.check.outcome == "unverified" and answer.check.dropped == 1
+    assert answer.to_json()["unverified"] is True
+
+
+def test_ask_json_says_unverified_only_when_it_is(seeded_bot, server, monkeypatch, capsys):
+    monkeypatch.setenv("ASSISTANT_LLM", "openai")
+    monkeypatch.setenv("ASSISTANT_LLM_BASE_URL", server.base_url)
+    store = str(seeded_bot.settings.store_dir)
+    server.script(Reply("The 1998 World Cup was won by France, coached by Aime Jacquet [1]."))
+    assert main(["ask", OFF_CORPUS, "--store", store, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record.get("unverified") is True, record and record["abstained"] is True and record["citations"] == []
+    assert record["answer"].startswith(UNVERIFIED_MESSAGE)
+
+    server.script(Reply("Not in the corpus."))
+    assert main(["ask", OFF_CORPUS, "--store", store, "--json"]) == 0
+    assert "unverified" not in json.loads(capsys.readouterr().out)
+
+
+def test_follow_up_after_an_unverified_turn_is_condensed_and_a_paraphrase_is_kept(seeded_bot, server):
+    bot = llm_bot(seeded_bot, server)
+    server.script(Reply("The 1998 World Cup was won by France, coached by Aime Jacquet [1]."))
+    first = bot.ask(OFF_CORPUS)
+    assert first.unverified
+
+    server.requests.clear()
+    server.script(Reply("How much does the Netflix machine learning product manager job pay?"))
+    server.default = citing("The role pays 300,000 to 900,000 dollars annually [{n}].", "$900,000")
+    answer = bot.ask("And how much does the Netflix job pay?", history=[(OFF_CORPUS, first.text)])
+
+    condense, generate = server.requests
+    assert "Follow Up Input: And how much does the Netflix job pay?" in prompt_of(condense)
+    assert OFF_CORPUS in prompt_of(condense) and UNVERIFIED_MESSAGE in prompt_of(condense)
+    assert "Question: How much does the Netflix machine learning product manager job pay?" in prompt_of(generate)
+    assert answer.check.outcome == "answered" and "300,000 to 900,000 dollars annually" in answer.text
+    assert markers(answer.text) == [1] and not answer.unverified
