@@ -190,7 +190,8 @@ def test_held_out_model_like_replies_correct_ones_shown_wrong_facts_never(seeded
         if reply.label == "correct":
             shown.append(answer.check.outcome == "answered" and all(f in answer.text for f in reply.shown)
                          and numbers <= set(reply.supports))
-        elif any(w in answer.text for w in reply.never_shown):
+        elif answer.check.outcome == "answered" and any(w in answer.text for w in reply.never_shown):
+            # (an unverified answer quotes the passages themselves, which may name the same thing)
             wrong_facts.append(reply.id)
         elif numbers & set(reply.never_cited):
             wrong_citations.append(reply.id)
