@@ -264,6 +264,9 @@ class Answer:
     # What the extractive answerer made of the question, the ``--explain`` object
     # ({"p_answerable", "candidates": [{"doc_id", "sentence", "p"}]}); None when none assessed it.
     explain: dict | None = None
+    # An abstention because nothing of the model's reply could be verified in the passages and the
+    # extractive answerer abstained too; ``ask --json`` then says ``"unverified": true``.
+    unverified: bool = False
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
@@ -280,6 +283,8 @@ class Answer:
             "retrieved_doc_ids": self.retrieved_doc_ids,
             "latency_ms": round(self.latency_ms, 1),
         }
+        if self.unverified:
+            data["unverified"] = True
         if explain:
             data["explain"] = self.explain or {"p_answerable": round(self.confidence, 4), "candidates": []}
         return data

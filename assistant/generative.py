@@ -13,6 +13,9 @@ The endpoint is reached through :class:`assistant.llm.LLMClient` (retries
 included). When it fails, the answer is the fallback answerer's (the extractive
 one) for the same query the extractive path would answer, prefixed with one line
 that says why.
+When nothing of the model's reply can be verified and the extractive answerer abstains too, the
+answer is an abstention that says so and quotes the closest passages (``Answer.unverified``),
+never a bare "not in the corpus".
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ ANSWER_PROMPT = ChatPromptTemplate(message_templates=[
 # overhead, plus headroom because the served model's tokenizer may count more.
 MESSAGE_OVERHEAD_TOKENS = 4
 TOKENIZER_HEADROOM = 0.10
+UNVERIFIED_MESSAGE = "I could not verify an answer in the articles; the closest passages are:"
+UNVERIFIED_PASSAGES = 3
 PARTIAL_MARKER = re.compile(r"\s*\[[\d,; ]*\]?\s*$")
 
 
@@ -156,7 +161,7 @@ class GenerativeAnswerer:
         check.passages_in_prompt, check.passages_dropped = len(prompt.passages), prompt.dropped
         notes = [f"{prompt.dropped} passage(s) left out to fit the LLM context window"] if prompt.dropped else []
         if check.dropped:
-            notes.append(f"{check.dropped} sentence(s) of the LLM's answer dropped: no passage supports them")
+            notes.append(f"{check.dropped} sentence(s) left out: the articles do not support them")
         if citations:
             confidence = float(np.mean([c.score for c in citations]))
             yield text, Answer(question, text, False, citations, passages, confidence, notes=notes, check=check)
@@ -165,20 +170,40 @@ class GenerativeAnswerer:
             yield ABSTAIN_MESSAGE, Answer(question, ABSTAIN_MESSAGE, True, passages=passages,
                                           notes=notes, check=check)
         else:
-            reason = ("the LLM returned an empty answer" if not raw.strip() else
-                      "no sentence of the LLM's answer was supported by the passages it cited")
-            yield self._fallback(query, passages, evidence, reason, check)
+            reason = ("the generated answer was empty" if not raw.strip() else
+                      "the generated answer could not be verified in the articles")
+            text, answer = self._fallback(query, passages, evidence, reason, check)
+            if answer.abstained and raw.strip():
+                answer = unverified_answer(question, passages, scorer, check)
+                text = answer.text
+            yield text, answer
 
     def _fallback(self, query: Query, passages: list[Passage], evidence: Evidence, reason: str,
                   check: CitationCheck | None = None) -> Update:
         """The fallback answerer's answer, its text prefixed with one line saying why the LLM's was not used."""
         *_, (_, answer) = self.fallback.respond(query, passages, evidence, stream=False)
-        note = f"Note: {reason}; this is the extractive answer."
+        note = f"Note: {reason}; this answer quotes the articles directly."
         answer.text = f"{note}\n\n{answer.text}"
         answer.notes.append(note)
         answer.check = check or CitationCheck()
         answer.check.outcome, answer.check.fallback_reason = "fallback", reason
         return answer.text, answer
+
+
+def unverified_answer(question: str, passages: list[Passage], scorer: SupportScorer,
+                      check: CitationCheck) -> Answer:
+    """An abstention that says the model's reply could not be verified, with the closest passages quoted.
+
+    No citations (nothing is claimed); each passage is listed with its sentence closest to the question.
+    """
+    shown = passages[:UNVERIFIED_PASSAGES]
+    supports = scorer.score([question], [p.text for p in shown], [p.title for p in shown])[0]
+    lines = [UNVERIFIED_MESSAGE]
+    for passage, support in zip(shown, supports):
+        quote = " ".join(passage.text[support.quote[0]:support.quote[1]].split())
+        lines.append(f"- {passage.title or passage.doc_id} ({passage.doc_id}): \"{quote}\"")
+    check.outcome = "unverified"
+    return Answer(question, "\n".join(lines), True, passages=passages, check=check, unverified=True)
 
 
 def print_checked_stream(updates: Iterator[tuple[str, Answer | None]], file: TextIO | None = None) -> Answer:

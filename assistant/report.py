@@ -31,6 +31,8 @@ METRIC_HELP = {
 EVENTS = {
     "answered": "answers that are the LLM's (checked) text",
     "abstained": "the LLM said the passages do not answer (abstention)",
+    "unverified": "nothing of the LLM's reply verified and the extractive answerer abstained: an abstention "
+                  "quoting the closest passages (counted as an abstention in the metrics)",
     "fallback": "extractive answer instead (endpoint failed, prompt did not fit, or nothing supported)",
     "sentences": "sentences the LLM wrote",
     "kept": "sentences kept, each citing only passages that support it",

@@ -127,7 +127,9 @@ def test_answer_with_no_supported_sentence_falls_back_to_extractive_and_says_so(
     server.script(Reply("Netflix was founded on the Moon by penguins in 1820 [1]."))
     answer = llm_bot(seeded_bot, server).ask(SALARY)
 
-    assert answer.text.startswith("Note: no sentence of the LLM's answer was supported")
+    assert answer.text.startswith("Note: the generated answer could not be verified in the articles; "
+                                  "this answer quotes the articles directly.")
+    assert "extractive" not in answer.text and "LLM" not in answer.text
     assert "penguins" not in answer.text
     assert answer.check.outcome == "fallback" and answer.check.dropped == 1
     assert not answer.abstained and "$900,000" in answer.text  # the extractive answer
@@ -144,7 +146,7 @@ def test_500_is_retried_then_falls_back_to_the_extractive_answer_with_a_note(see
     first_line = answer.text.splitlines()[0]
     assert first_line.startswith(f"Note: the LLM endpoint {server.base_url} failed (HTTP 500: model crashed) "
                                  "after 3 attempts")
-    assert first_line.endswith("this is the extractive answer.")
+    assert first_line.endswith("this answer quotes the articles directly.")
     assert "$900,000" in answer.text and answer.citations and answer.check.outcome == "fallback"
 
 
@@ -165,7 +167,7 @@ def test_429_is_retried_with_retry_after_then_falls_back(seeded_bot, server):
     assert len(server.requests) == 2
     assert time.perf_counter() - started >= 0.2, "Retry-After was honoured"
     assert "is rate-limiting requests (HTTP 429" in answer.text.splitlines()[0]
-    assert "this is the extractive answer" in answer.text and answer.check.outcome == "fallback"
+    assert "this answer quotes the articles directly" in answer.text and answer.check.outcome == "fallback"
 
 
 def test_hang_times_out_without_retrying_and_falls_back(seeded_bot, server):
@@ -204,7 +206,7 @@ def test_endpoint_down_is_one_clear_line(seeded_bot, server):
 
 def test_streaming_shows_tokens_and_only_checked_citations(seeded_bot, server):
     server.default = citing("The job pays $300,000 to $900,000 a year [{n}]. It also comes with a castle "
-                            "in Scotland [{n}][9]. Actors earn less.", "$900,000")
+                            "in Scotland [{n}][9]. Every employee gets a free car.", "$900,000")
     updates = list(llm_bot(seeded_bot, server).stream(SALARY))
 
     assert server.requests[-1]["stream"] is True

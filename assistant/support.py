@@ -1,0 +1,219 @@
+"""How well a passage supports a generated sentence: every fact stated, the rest paraphrased.
+
+A claim is supported by a passage only when the passage states every fact of the claim (numbers,
+amounts, percentages, periods, decades and names, normalised by :mod:`assistant.facts`); that rule
+keeps a wrong number, date or name out however fluent the rest is. Then
+
+    score = max(lexical, w * lexical + (1 - w) * dense)
+
+``lexical``: the idf-weighted share of the claim's terms whose stem is in the passage (the words of
+its facts count as found, in whatever form they were written); ``dense``: MiniLM cosine between the
+claim and the passage window closest to it: a clause, a sentence, or two or three consecutive
+sentences (a claim that joins two sentences matches their window). ``w`` and the threshold
+(``Settings.citation_min_support``) are chosen by ``bench/citation_threshold.py`` on one half of
+the model-like replies in ``tests/fixtures/generated_replies.jsonl`` and reported on the other.
+The dense part depends on the embedding vectors: refit when they change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from assistant.facts import PassageFacts, claim_facts
+from assistant.text import _stemmer, split_sentences
+from assistant.text import terms as _terms
+
+# Support = max(lexical, w * lexical + (1 - w) * dense) (bench/citation_threshold.py).
+LEXICAL_WEIGHT = 0.0
+MAX_WINDOW_SENTENCES = 3
+# A quote of several sentences must earn its length: this much per extra sentence.
+WINDOW_QUOTE_PENALTY = 0.1
+# Irregular past forms, so that "struck" matches "strike" and "paid" matches "pay" (stems of both).
+IRREGULAR = dict(pair.split(":") for pair in """struck:strike paid:pay made:make won:win went:go gone:go led:lead
+held:hold told:tell said:say began:begin begun:begin brought:bring built:build bought:buy caught:catch
+chose:choose chosen:choose drove:drive driven:drive fell:fall fallen:fall felt:feel found:find fought:fight
+gave:give given:give grew:grow grown:grow kept:keep knew:know known:know left:leave lost:lose meant:mean
+met:meet ran:run rose:rise risen:rise sold:sell sent:send shot:shoot sought:seek spent:spend stood:stand
+taught:teach thought:think took:take taken:take wrote:write written:write became:become""".split())
+UNSEEN_TERM = "\x00unseen"  # asked of the idf to learn the weight of a word no passage has
+CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=[–—]\s)")
+MIN_CLAUSE_WORDS = 4
+
+
+@dataclass
+class Support:
+    """How well one passage supports one claim, and the passage span that supports it best."""
+
+    score: float
+    lexical: float
+    dense: float
+    missing_key: float  # share of the claim's facts the passage does not state
+    quote: tuple[int, int]
+    missing: list[str] = field(default_factory=list)  # those facts, as the claim wrote them
+
+
+@dataclass
+class Window:
+    """Consecutive sentences ``first..last`` of a passage (or a clause of one), as text."""
+
+    first: int
+    last: int
+    text: str
+
+
+class SupportScorer:
+    """Scores how well passages support claims (facts, terms and, given ``embed``, similarity).
+
+    ``idf``: term -> weight (the BM25 index's idf; uniform when missing).
+    ``embed``: texts -> L2-normalised vectors (the retriever's MiniLM); lexical only when missing.
+    """
+
+    def __init__(self, idf: Callable[[str], float] | None = None,
+                 embed: Callable[[list[str]], np.ndarray] | None = None,
+                 lexical_weight: float = LEXICAL_WEIGHT) -> None:
+        self.idf = idf or (lambda term: 1.0)
+        self.embed = embed
+        self.lexical_weight = lexical_weight if embed is not None else 1.0
+
+    def _weights(self, claim_terms: set[str], fact_terms: set[str]) -> dict[str, float]:
+        """idf weights of a claim's terms; a word the index has never seen (a paraphrase's own word
+        in a small corpus) weighs what the claim's known words weigh on average, not the most."""
+        unseen = self.idf(UNSEEN_TERM)
+        weights = {t: self.idf(t) for t in claim_terms}
+        known = [w for t, w in weights.items() if w < unseen]
+        typical = float(np.mean(known)) if known else 1.0
+        return {t: (typical if w >= unseen and t not in fact_terms else w) for t, w in weights.items()}
+
+    def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
+              decide_at: float | None = None) -> list[list[Support]]:
+        """``result[i][j]``: the support of passage ``j`` (its title counts as evidence) for claim ``i``.
+
+        With ``decide_at`` (a threshold), embeddings are computed only where they can move a score
+        across it; elsewhere ``dense`` is 0 and the score is the lexical one.
+        """
+        if not claims or not passages:
+            return [[] for _ in claims]
+        titles = titles or [""] * len(passages)
+        spans = [split_sentences(p) or [(0, len(p))] for p in passages]
+        windows = [passage_windows(p, s) for p, s in zip(passages, spans)]
+        evidence = [PassageFacts(p, t) for p, t in zip(passages, titles)]
+        passage_terms = [set(terms(f"{t}\n{p}")) for p, t in zip(passages, titles)]
+
+        facts = [claim_facts(c) for c in claims]
+        claim_terms = [set(terms(c)) for c in claims]
+        fact_terms = [set(terms(" ".join(f.text for f in fs))) for fs in facts]
+        weights = [self._weights(ts, ft) for ts, ft in zip(claim_terms, fact_terms)]
+        lexical = np.zeros((len(claims), len(passages)))
+        missing: list[list[list[str]]] = []
+        for i in range(len(claims)):
+            total = sum(weights[i].values())
+            row = []
+            for j in range(len(passages)):
+                lacking = [f.text for f in facts[i] if not evidence[j].states(f)]
+                found = passage_terms[j] | (fact_terms[i] if not lacking else set())
+                if total:
+                    lexical[i, j] = sum(weights[i][t] for t in claim_terms[i] & found) / total
+                row.append(lacking)
+            missing.append(row)
+        gated = np.array([[not m for m in row] for row in missing])
+
+        w = self.lexical_weight
+        needed = gated & (self.embed is not None)
+        if decide_at is not None:
+            needed &= ~(lexical >= decide_at) & ~(w * lexical + (1 - w) < decide_at)
+        similarity: dict[tuple[int, int], np.ndarray] = {}
+        by_parts: dict[tuple[int, int], float] = {}
+        if needed.any():
+            rows = np.flatnonzero(needed.any(axis=1))
+            columns = np.flatnonzero(needed.any(axis=0))
+            texts = [w_.text for j in columns for w_ in windows[j]]
+            parts = {i: claim_parts(claims[i]) for i in rows}
+            part_texts = [part for i in rows for part in parts[i]]
+            vectors = self.embed([claims[i] for i in rows] + part_texts + texts)
+            n_claims = len(rows) + len(part_texts)
+            sims = vectors[:n_claims] @ vectors[n_claims:].T
+            offset = 0
+            for j in columns:
+                part_row = len(rows)
+                for r, i in enumerate(rows):
+                    block = sims[:, offset:offset + len(windows[j])]
+                    if needed[i, j]:
+                        similarity[(i, j)] = block[r]
+                        if parts[i]:
+                            best = block[part_row:part_row + len(parts[i])].max(axis=1)
+                            sizes = np.array([len(part.split()) for part in parts[i]], dtype=float)
+                            by_parts[(i, j)] = float(best @ sizes / sizes.sum())
+                    part_row += len(parts[i])
+                offset += len(windows[j])
+
+        result: list[list[Support]] = []
+        for i in range(len(claims)):
+            total = sum(weights[i].values()) or 1.0
+            row = []
+            for j, passage_windows_ in enumerate(windows):
+                sims = similarity.get((i, j))
+                dense = max(0.0, float(sims.max()), by_parts.get((i, j), 0.0)) if sims is not None else 0.0
+                score = max(float(lexical[i, j]), w * lexical[i, j] + (1 - w) * dense) if gated[i, j] else 0.0
+
+                def quote_value(k: int) -> float:
+                    window = passage_windows_[k]
+                    share = sum(weights[i][t] for t in claim_terms[i] & set(terms(window.text))) / total
+                    return (share + (float(sims[k]) if sims is not None else 0.0)
+                            - WINDOW_QUOTE_PENALTY * (window.last - window.first))
+
+                best = passage_windows_[max(range(len(passage_windows_)), key=quote_value)]
+                quote = (spans[j][best.first][0], spans[j][best.last][1])
+                n_facts = len(facts[i])
+                row.append(Support(score, float(lexical[i, j]), dense,
+                                   len(missing[i][j]) / n_facts if n_facts else 0.0, quote, missing[i][j]))
+            result.append(row)
+        return result
+
+
+def terms(text: str) -> list[str]:
+    """:func:`assistant.text.terms`, with irregular past forms mapped to their verb's stem."""
+    return [_IRREGULAR_STEMS.get(t, t) for t in _terms(text)]
+
+
+_IRREGULAR_STEMS = dict(zip(_stemmer().stemWords(list(IRREGULAR)), _stemmer().stemWords(list(IRREGULAR.values()))))
+
+
+def passage_windows(passage: str, spans: list[tuple[int, int]]) -> list[Window]:
+    """Each sentence with its clauses, and each run of two to ``MAX_WINDOW_SENTENCES`` sentences."""
+    out = [Window(k, k, clause) for k, (a, b) in enumerate(spans) for clause in clause_windows(passage[a:b])]
+    for size in range(2, MAX_WINDOW_SENTENCES + 1):
+        out.extend(Window(k, k + size - 1, passage[spans[k][0]:spans[k + size - 1][1]])
+                   for k in range(len(spans) - size + 1))
+    return out
+
+
+def claim_parts(claim: str) -> list[str]:
+    """The clauses of a long claim (each compared on its own: a claim that joins two passage
+    sentences, or paraphrases a long one clause by clause); empty for a one-clause claim."""
+    clauses: list[str] = []
+    for part in CLAUSE_BREAK.split(claim.strip()):
+        if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS:
+            clauses[-1] = f"{clauses[-1]} {part}"
+        elif part.strip():
+            clauses.append(part)
+    if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS and len(clauses) > 1:
+        clauses[-2:] = [f"{clauses[-2]} {clauses[-1]}"]
+    return clauses if len(clauses) > 1 else []
+
+
+def clause_windows(sentence: str) -> list[str]:
+    """The sentence, and when it has several clauses, each clause and each pair of adjacent ones."""
+    clauses: list[str] = []
+    for part in CLAUSE_BREAK.split(sentence.strip()):
+        if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS:
+            clauses[-1] = f"{clauses[-1]} {part}"
+        elif part.strip():
+            clauses.append(part)
+    if len(clauses) < 2:
+        return [sentence]
+    pairs = [f"{a} {b}" for a, b in zip(clauses, clauses[1:])]
+    return [sentence] + clauses + (pairs if len(clauses) > 2 else [])
