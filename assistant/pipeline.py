@@ -24,7 +24,7 @@ from assistant.llm import LLMClient
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
-from assistant.store import CHROMA_FILE, Store, StoreError
+from assistant.store import CHROMA_FILE, Store, StoreError, check_store_dir
 
 __all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question", "ready_assistant"]
 
@@ -125,8 +125,10 @@ def ready_assistant(settings: Settings, progress=True, out=sys.stderr) -> Assist
     store is empty. Raises :class:`StoreError` when there is nothing to ask about (no store and no
     corpus), without leaving a new store folder behind."""
     corpus = Path(settings.corpus_dir)
-    if not settings.chroma_url and not (Path(settings.store_dir).expanduser() / CHROMA_FILE).exists() \
-            and not corpus.is_dir():
+    store_dir = Path(settings.store_dir).expanduser()
+    if not settings.chroma_url:
+        check_store_dir(store_dir)  # a --store that is a file or a foreign folder says so first
+    if not settings.chroma_url and not (store_dir / CHROMA_FILE).exists() and not corpus.is_dir():
         raise StoreError(f"nothing to ask about: no store at {settings.store_dir} and no corpus folder "
                          f"{corpus} to ingest; run `assistant ingest FOLDER` first, or pass --store")
     if not corpus.is_dir() and Store(settings, preload=False).count() == 0:
