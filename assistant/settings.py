@@ -98,6 +98,13 @@ class Settings(BaseSettings):
         description="Example questions shown under the chat (a JSON list in ASSISTANT_CHAT_EXAMPLES).",
     )
 
+    # Sign-in, history and feedback (the team's Space; README: "Sign-in, history and feedback")
+    auth: str | None = Field(None, description="none, users or hf; default: users when ASSISTANT_USERS is set, else none.")
+    users: SecretStr | None = Field(None, description="Password sign-in: comma-separated name:password pairs (a secret).")
+    admins: str = Field("", description="Comma-separated names of the admins (publish and remove any upload).")
+    history_db: Path | None = Field(
+        None, description="SQLite file of conversations and feedback; default: beside the store (<store>-history.sqlite3).")
+
     @field_validator("chunk_overlap")
     @classmethod
     def _overlap_below_size(cls, value: int, info) -> int:
@@ -127,7 +134,16 @@ class Settings(BaseSettings):
             data["llm_api_key"] = "***"
         if self.hf_token is not None:
             data["hf_token"] = "***"
+        if self.users is not None:
+            data["users"] = "***"
         return data
+
+    def history_path(self) -> Path:
+        """Where conversations and feedback are kept: ``history_db``, else beside the store folder."""
+        if self.history_db is not None:
+            return Path(self.history_db).expanduser()
+        store = Path(self.store_dir).expanduser()
+        return store.with_name(f"{store.name}-history.sqlite3")
 
 
 HF_HOSTS = ("huggingface.co", "hf.space", "huggingface.cloud")
