@@ -1,4 +1,4 @@
-"""The ``assistant`` command: ingest, ask, documents, remove, config, eval, serve.
+"""The ``assistant`` command: ingest, ask, documents, remove, config, eval, serve, feedback.
 
 Flags override settings, which override ``ASSISTANT_*`` environment variables.
 """
@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update-baseline", action="store_true",
                    help="write the baseline (--baseline FILE, or eval/baseline/<name>.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("feedback", help="users' feedback on answers: list, counts by day, export as eval questions")
+    p.add_argument("action", choices=["list", "counts", "export"],
+                   help="list: one line per entry; counts: per day; export: down-voted and flagged "
+                        "answers as eval questions (--out)")
+    _common(p)
+    p.add_argument("--out", type=Path, help="export: the eval questions .jsonl to write")
+    p.add_argument("--json", action="store_true", help="list, counts: JSON lines")
     return parser
 
 
@@ -261,8 +269,37 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from assistant.feedback import FeedbackStore, entry_json, entry_line, eval_question, export_eval_questions
+    from assistant.history import Database
+
+    path = _settings(args).history_path()
+    if args.action == "export" and not args.out:
+        raise ValueError("feedback export needs --out FILE (the eval questions .jsonl to write)")
+    if not path.is_file():
+        raise ValueError(f"no history file at {path}: the app writes it beside its store; pass the app's "
+                         "--store (or --chroma-url), or set ASSISTANT_HISTORY_DB")
+    store = FeedbackStore(Database(path))
+    if args.action == "export":
+        count = export_eval_questions(store.entries(), args.out)
+        print(f"wrote {count} eval question(s) to {args.out}; run them with "
+              f"`assistant eval --documents DOCS --questions {args.out}`")
+    elif args.action == "counts":
+        for row in store.counts_by_day():
+            print(json.dumps(row) if args.json else
+                  f"{row['day']}  up {row['up']:>4}  down {row['down']:>4}  flagged {row['flagged']:>4}")
+    else:
+        for entry in store.entries():
+            question = eval_question(entry)
+            if args.json:
+                print(json.dumps({**entry_json(entry), "eval": question}, ensure_ascii=False))
+            else:
+                print(entry_line(entry) + (f"  -> {question['id']} ({question['type']})" if question else ""))
+    return 0
+
+
 COMMANDS = {"ingest": cmd_ingest, "ask": cmd_ask, "documents": cmd_documents, "remove": cmd_remove,
-            "config": cmd_config, "eval": cmd_eval, "serve": cmd_serve}
+            "config": cmd_config, "eval": cmd_eval, "serve": cmd_serve, "feedback": cmd_feedback}
 
 
 if __name__ == "__main__":

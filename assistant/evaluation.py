@@ -26,6 +26,8 @@ from assistant.pipeline import Assistant
 from assistant.report import write_report
 from assistant.settings import Settings
 
+# Questions from user feedback without a corrected answer: listed for a reviewer, never scored.
+REVIEW_TYPE = "needs_review"
 SETTINGS_SHOWN = ("top_k", "candidates", "hybrid", "chunk_size", "chunk_overlap", "abstain_threshold",
                   "max_answer_sentences", "max_answer_words", "llm")
 
@@ -61,7 +63,9 @@ def run_eval(settings: Settings, documents: Path, questions_file: Path, *, limit
              top_k: int | None = None, name: str | None = None, fresh_store: bool = True,
              progress: bool = True) -> EvalRun:
     """Ingest ``documents`` (into a throw-away store when ``fresh_store``) and ask every question."""
-    questions = load_questions(questions_file, limit)
+    questions = [q for q in load_questions(questions_file, limit) if q.type != REVIEW_TYPE]
+    if not questions:
+        raise EvalError(f"{questions_file} holds no question to score (only {REVIEW_TYPE} ones)")
     documents = Path(documents)
     if not documents.exists():
         raise EvalError(f"documents {documents} not found (a folder of articles or a .jsonl dump)")
@@ -132,6 +136,14 @@ def eval_command(settings: Settings, documents: Path, questions_file: Path, *, o
         raise EvalError(f"--limit must be at least 1 (got {limit})")
     name = name or default_name(questions_file)
     baseline_path = Path(baseline) if baseline else Path("eval") / "baseline" / f"{name}.json"
+    review = [q for q in load_questions(questions_file, limit) if q.type == REVIEW_TYPE]
+    if review:
+        print(f"{len(review)} question(s) of type {REVIEW_TYPE} are listed, not scored (give them "
+              "answers or type unanswerable to score them):")
+        for q in review:
+            print(f"  {q.id}: {q.question}")
+        if len(review) == len(load_questions(questions_file, limit)):
+            return 0
     previous = None  # read before the run, so a missing baseline fails fast
     if baseline_path.is_file() and (baseline or update_baseline) or baseline and not update_baseline:
         previous = load_baseline(baseline_path)
