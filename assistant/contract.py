@@ -35,6 +35,8 @@ class Meta:
     CHUNK_INDEX = "chunk_index"
     N_CHUNKS = "n_chunks"
     UPDATED = "updated"  # when the document's file last changed (ISO 8601 UTC)
+    OWNER = "owner"  # private uploads only (assistant/ownership.py): the owner's key ...
+    PRIVATE = "private"  # ... and 1; public chunks have neither key
 
 
 # ---------------------------------------------------------------- dates
@@ -103,6 +105,7 @@ class Filters:
     since: str | None = None
     until: str | None = None
     as_of: str | None = None
+    visible_to: str | None = None  # an owner key: only public passages and theirs; None: no owner rule
 
     def __post_init__(self) -> None:
         for name in ("since", "until", "as_of"):
@@ -122,7 +125,9 @@ class Filters:
         return date_ordinal(self.until) if self.until else None
 
     def matches(self, meta: dict) -> bool:
-        """True when a chunk with metadata ``meta`` passes the source and date-range filters."""
+        """True when a chunk with metadata ``meta`` passes the owner, source and date-range filters."""
+        if self.visible_to is not None and meta.get(Meta.PRIVATE) and meta.get(Meta.OWNER) != self.visible_to:
+            return False
         if self.source and self.source.lower() not in str(meta.get(Meta.SOURCE, "")).lower():
             return False
         ordinal = meta.get(Meta.DATE_ORDINAL)

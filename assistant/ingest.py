@@ -29,12 +29,12 @@ from llama_index.core.schema import MetadataMode
 from assistant.chunking import chunk_document
 from assistant.embedding import embedding_id, encoder_for
 from assistant.loading import JSONL_SUFFIXES, LoadedDocument, LoadProblem, iter_input_files, load_path
+from assistant.ownership import UPLOAD_SUBDIR, mark_owner, upload_owner
 from assistant.settings import Settings
 from assistant.contract import Meta
 from assistant.store import Store, StoredDocument
 
 QUEUE_BATCHES = 2
-UPLOAD_SUBDIR = "uploads"  # uploads are saved in <corpus>/uploads/ (the upload area)
 _DONE = object()
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -259,6 +259,7 @@ class _Reader(threading.Thread):
         (report.updated if previous else report.added).append(item.doc_id)
         nodes = chunk_document(item, doc_hash, origin, settings.chunk_size, settings.chunk_overlap)
         _stamp(nodes, source)
+        mark_owner(nodes, upload_owner(Path(source), self.bundled))  # a private upload's owner
         twin = self.by_hash.get(doc_hash)
         if twin is not None and item.doc_id.endswith("/" + twin.doc_id):
             # the same document stored under its id from before root prefixes: reuse its vectors

@@ -25,6 +25,7 @@ from llama_index.core.vector_stores import (
 )
 
 from assistant.contract import Filters, Meta, Passage, date_ordinal, ranked_doc_ids
+from assistant.ownership import visibility_filter
 from assistant.store import Store, StoredChunk
 from assistant.text import terms
 
@@ -50,12 +51,15 @@ class Retrieval:
 
 
 def llama_filters(filters: Filters) -> MetadataFilters | None:
-    """The date-range part of ``filters`` for the vector store (the source filter is applied after)."""
+    """The date-range and owner parts of ``filters`` for the vector store (the source filter is
+    applied after)."""
     items = []
     if filters.since:
         items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.GTE, value=filters.since_ordinal))
     if filters.until:
         items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.LTE, value=filters.until_ordinal))
+    if filters.visible_to is not None:
+        items.append(visibility_filter(filters.visible_to))
     return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
 
 
