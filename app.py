@@ -13,7 +13,7 @@ from pathlib import Path
 
 import assistant  # noqa: F401  (offline environment first)
 from assistant.settings import Settings
-from assistant.ui import serve
+from assistant.webapp import serve
 
 HERE = Path(__file__).resolve().parent
 

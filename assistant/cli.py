@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace, **extra) -> Settings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="assistant", description=__doc__.splitlines()[0].replace("``", ""))
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="load, chunk, embed and store articles (incremental)")
@@ -263,7 +263,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from assistant.ui import serve
+    from assistant.webapp import serve
 
     serve(_settings(args, host=args.host, port=args.port, corpus_dir=args.corpus))
     return 0

@@ -86,6 +86,19 @@ class FeedbackStore:
         entry.id = int(cursor.lastrowid)
         return entry
 
+    def update(self, entry_id: int, user: str, rating: str, comment: str = "", correction: str = "",
+               flag: str = "") -> FeedbackEntry | None:
+        """Replace the rating, comment, correction and flag of ``user``'s entry ``entry_id`` (a thumb
+        given first, details added after); None when ``user`` has no such entry."""
+        rating, flag = check_feedback(rating, flag, correction)
+        with self.db.connect() as db:
+            changed = db.execute("UPDATE feedback SET rating = ?, comment = ?, correction = ?, flag = ? "
+                                 "WHERE id = ? AND user = ?", (rating, (comment or "").strip(),
+                                                               (correction or "").strip(), flag, entry_id, user))
+        if not changed.rowcount:
+            return None
+        return next(e for e in self.entries(user) if e.id == entry_id)
+
     def entries(self, user: str | None = None) -> list[FeedbackEntry]:
         """Every entry, oldest first; only ``user``'s when given."""
         query, args = "SELECT * FROM feedback", ()

@@ -28,6 +28,7 @@ class DocumentInfo:
     pages: int | None
     origin: str
     updated: str
+    date: str = ""  # the article's date (the chat's library shows it; not an ``--json`` key)
 
     def to_json(self) -> dict:
         return {"doc_id": self.doc_id, "title": self.title, "source": self.source, "owner": self.owner,
@@ -40,8 +41,8 @@ class DocumentInfo:
 
 
 def _info(doc: StoredDocument) -> DocumentInfo:
-    return DocumentInfo(doc.doc_id, doc.title, doc.source, None, doc.chunks, len(doc.pages) or None,
-                        doc.origin, doc.updated or _file_time(doc))
+    return DocumentInfo(doc.doc_id, doc.title, doc.source, doc.owner, doc.chunks, len(doc.pages) or None,
+                        doc.origin, doc.updated or _file_time(doc), doc.date)
 
 
 def _file_time(doc: StoredDocument) -> str:
@@ -80,7 +81,7 @@ def remove_documents(store: Store, doc_ids: list[str], corpus_dir: Path) -> list
             continue
         store.delete_document(doc_id)
         file = (Path(corpus_dir) / doc_id).resolve()
-        if doc_id.startswith(UPLOAD_SUBDIR + "/") and file.parent == uploads and file.is_file():
+        if doc_id.startswith(UPLOAD_SUBDIR + "/") and uploads in file.parents and file.is_file():
             file.unlink()
             out.append(Removal(doc_id, True, f"{doc_id}: removed, with its uploaded file"))
         else:

@@ -86,6 +86,31 @@ def render_sources(answer: Answer | None) -> str:
     return '<div class="sources">' + "".join(cards) + "</div>"
 
 
+def render_turn(record: dict, number: int) -> str:
+    """A finished answer for the chat window with its own sources under it: each ``[n]`` links to
+    the card of source n of this answer (``#src-<number>-<n>``), so every answer keeps its sources.
+    ``record``: the answer as a session or the history keeps it (text, abstained, citation dicts)."""
+    answer = record_answer(record)
+    body = render_answer(answer.text, abstained=answer.abstained)
+    if not answer.citations:
+        return body
+    known = {c.n for c in answer.citations}
+    body = re.sub(r'<span class="cite-marker">\[(\d+)\]</span>',
+                  lambda m: (f'<a class="cite-marker" href="#src-{number}-{m.group(1)}">[{m.group(1)}]</a>'
+                             if int(m.group(1)) in known else m.group(0)), body)
+    cards = [f'<div class="src-mini" id="src-{number}-{c.n}"><span class="cite-marker">[{c.n}]</span> '
+             f'<span class="src-title">{_text(c.title or c.doc_id)}</span> <span class="src-meta">{_citation_meta(c)}'
+             f'</span><div class="src-quote">“{_text(c.quote)}”</div></div>' for c in answer.citations]
+    return f'{body}<div class="answer-sources">{"".join(cards)}</div>'
+
+
+def record_answer(record: dict) -> Answer:
+    """An answer record of a session (or of the history) as an :class:`Answer`, for the sources panel."""
+    fields = set(Citation.__dataclass_fields__)
+    citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in record.get("citations") or []]
+    return Answer(record.get("question", ""), record["answer"], bool(record.get("abstained")), citations)
+
+
 def answer_payload(answer: Answer) -> dict:
     """What ``/chat`` returns: the ``assistant ask --json`` object plus a plain-text rendering."""
     data = answer.to_json()

@@ -91,7 +91,6 @@ class Settings(BaseSettings):
     chat_examples: list[str] = Field(
         [
             "What job did Netflix advertise for its machine learning platform?",
-            "How much does it pay?",
             "What percentage of actors earn under $26,000 a year?",
             "Which AI job at Netflix's game studio pays up to $650,000?",
         ],

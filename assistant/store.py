@@ -43,6 +43,8 @@ class StoredDocument:
     source: str = ""
     pages: set[int] = field(default_factory=set)
     updated: str = ""
+    owner: str | None = None  # a private upload's owner (assistant/ownership.py); None: everyone sees it
+    date: str = ""  # the article's date
 
     @property
     def complete(self) -> bool:
@@ -209,6 +211,8 @@ class Store:
                     int(meta.get(Meta.N_CHUNKS, 0)), set(), str(meta.get(Meta.TITLE_FULL) or meta.get(Meta.TITLE) or ""),
                     str(meta.get(Meta.SOURCE) or ""),
                 )
+                entry.owner = str(meta[Meta.OWNER]) if meta.get(Meta.PRIVATE) and meta.get(Meta.OWNER) else None
+                entry.date = str(meta.get(Meta.DATE) or "")
             entry.chunks += 1
             entry.hashes.add(meta.get(Meta.DOC_HASH, ""))
             if meta.get(Meta.PAGE):

@@ -43,10 +43,11 @@ class SavedUpload:
     original: str
     action: str  # "added" | "replaced" | "unchanged"
     previous: Path | None = None  # the replaced version, put back if the new one fails to load
+    area: str = UPLOAD_SUBDIR  # the folder under the corpus: uploads/, or a user's uploads/<owner>/
 
     @property
     def doc_id(self) -> str:
-        return f"{UPLOAD_SUBDIR}/{self.path.name}"
+        return f"{self.area}/{self.path.name}"
 
 
 def safe_upload_name(name: str) -> str:
@@ -96,13 +97,16 @@ def _free_name(folder: Path, name: str, taken: set[str]) -> str:
     return f"{stem} ({number}){suffix}"
 
 
-def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float) -> tuple[list[SavedUpload], list[str]]:
-    """Copy uploaded temp files into ``<corpus_dir>/uploads/`` (see the module text for names).
+def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float,
+                 owner: str | None = None) -> tuple[list[SavedUpload], list[str]]:
+    """Copy uploaded temp files into ``<corpus_dir>/uploads/`` (see the module text for names), or
+    into ``uploads/<owner>/`` for a signed-in user's private uploads (assistant/ownership.py).
 
     ``files`` are the paths Gradio wrote the uploads to (their basenames are the user's file
     names). Returns the saved uploads and one line per refused file.
     """
-    folder = (Path(corpus_dir) / UPLOAD_SUBDIR).resolve()
+    area = f"{UPLOAD_SUBDIR}/{owner}" if owner else UPLOAD_SUBDIR
+    folder = (Path(corpus_dir) / area).resolve()
     names = _names(folder)
     saved: list[SavedUpload] = []
     problems: list[str] = []
@@ -134,7 +138,7 @@ def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float) -> tu
             if action != "unchanged":
                 shutil.copyfile(path, target)
             names[target.name] = original
-            saved.append(SavedUpload(target, original, action, previous))
+            saved.append(SavedUpload(target, original, action, previous, area))
         except UploadError as exc:
             problems.append(str(exc))
         except OSError as exc:

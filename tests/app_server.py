@@ -22,6 +22,7 @@ def running_app(corpus_dir: Path, store_dir: Path, log_path: Path, **env_extra: 
            "ASSISTANT_HOST": "127.0.0.1", "ASSISTANT_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "HF_HUB_OFFLINE": "1", "GRADIO_TEMP_DIR": str(store_dir.parent / "gradio-tmp"), **env_extra}
     url = f"http://127.0.0.1:{port}/"
-    with serving([sys.executable, str(ROOT / "app.py")], url + "config", log_path, START_TIMEOUT_S, "app.py",
+    probe = url if env_extra.get("ASSISTANT_USERS") else url + "config"  # with sign-in, /config needs a login
+    with serving([sys.executable, str(ROOT / "app.py")], probe, log_path, START_TIMEOUT_S, "app.py",
                  cwd=store_dir.parent, env=env):
         yield url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -97,6 +98,14 @@ def test_example_question_streams_a_cited_answer_and_the_follow_up_uses_it(page,
     assert "$300,000" in follow_up and "$900,000" in follow_up and "[1]" in follow_up
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
     assert (tmp_path / "chat.png").stat().st_size > 10_000
+    if os.environ.get("ASSISTANT_SCREENSHOT_DIR"):  # docs/screenshot.png is made this way
+        shutil.copy(tmp_path / "chat.png", Path(os.environ["ASSISTANT_SCREENSHOT_DIR"]) / "screenshot.png")
+
+
+def test_without_sign_in_the_page_says_it_is_single_user(page):
+    page.wait_for_function("document.querySelector('#signed-in')?.innerText.includes('Single-user mode')",
+                           timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator("input[type=password]").count() == 0
 
 
 def test_off_corpus_question_is_shown_as_an_abstention(page):
@@ -106,7 +115,13 @@ def test_off_corpus_question_is_shown_as_an_abstention(page):
     assert "No sources" in page.locator("#sources-panel").inner_text()
 
 
+def open_tab(page, name: str) -> None:
+    """Show one of the side tabs (Sources, Documents, History, Settings)."""
+    page.get_by_role("tab", name=name).click()
+
+
 def test_uploaded_pdf_can_be_asked_about_at_once(page, tmp_path):
+    open_tab(page, "Documents")
     program = tmp_path / "setup.exe"
     program.write_bytes(b"MZ\x90\x00")
     page.locator("#upload-accordion input[type=file]").set_input_files(str(program))
@@ -120,6 +135,7 @@ def test_uploaded_pdf_can_be_asked_about_at_once(page, tmp_path):
 
     answer = ask(page, "How many litres of paint were used on the Quillfeather lighthouse?")
     assert "340 litres" in answer and "[1]" in answer
+    open_tab(page, "Sources")
     sources = page.locator("#sources-panel").inner_text()
     assert "uploads/lighthouse.pdf" in sources and "page 2" in sources
     page.screenshot(path=str(tmp_path / "upload.png"), full_page=True)

@@ -54,7 +54,7 @@ def test_uploads_are_saved_inside_the_uploads_folder_only(tmp_path):
     binary.write_bytes(b"MZ")
     corpus = tmp_path / "corpus"
 
-    saved, problems = save_uploads([good, hidden, binary], corpus, max_mb=1)
+    saved, problems = save_uploads([good, hidden, binary], corpus / "uploads", max_mb=1)
 
     assert [s.path for s in saved] == [(corpus / "uploads" / "note.txt").resolve()]
     assert saved[0].path.read_text() == "A small note about lighthouses."
@@ -123,16 +123,21 @@ def test_sources_panel_lists_title_file_page_date_and_the_highlighted_quote():
 
 def test_respond_streams_then_shows_sources_and_remembers_the_turn(seeded_bot):
     app = ChatApp(seeded_bot)
-    steps = list(app.respond("What job did Netflix advertise for its machine learning platform?", [], [], 5))
+    steps = list(app.respond("What job did Netflix advertise for its machine learning platform?", [], None, 5))
 
     first_box, first_messages, _, _ = steps[0]
     assert first_box == "" and first_messages[-1]["role"] == "assistant" and "typing" in first_messages[-1]["content"]
-    _, messages, sources, turns = steps[-1]
+    _, messages, sources, session = steps[-1]
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert "[1]" in messages[-1]["content"] and "typing" not in messages[-1]["content"]
     assert "<mark>" in sources and "netflix-ai-job-ad.md" in sources
     question = "What job did Netflix advertise for its machine learning platform?"
+    turns = session.turns
     assert turns == [(question, seeded_bot.ask(question).text)] and "$900,000" in turns[0][1]
+    # the answer keeps its own sources under it: [1] links to its card, with the quote
+    assert '<a class="cite-marker" href="#src-1-1">[1]</a>' in messages[-1]["content"]
+    assert 'id="src-1-1"' in messages[-1]["content"] and "netflix-ai-job-ad.md" in messages[-1]["content"]
+    assert session.answers[0]["citations"][0]["doc_id"] == "netflix-ai-job-ad.md"
 
 
 def test_the_same_follow_up_is_answered_about_the_previous_turn(seeded_bot):
@@ -141,17 +146,22 @@ def test_the_same_follow_up_is_answered_about_the_previous_turn(seeded_bot):
         ("What job did Netflix advertise for its machine learning platform?", "$900,000", "$650,000"),
         ("What job is Netflix's game studio looking to hire for?", "$650,000", "$900,000"),
     ]:
-        *_, (_, messages, _, turns) = app.respond(first, [], [], 5)
-        *_, (_, messages, _, turns) = app.respond("How much does it pay?", messages, turns, 5)
-        shown = unescape(messages[-1]["content"])
+        *_, (_, messages, _, session) = app.respond(first, [], None, 5)
+        *_, (_, messages, _, session) = app.respond("How much does it pay?", messages, session, 5)
+        shown = unescape(messages[-1]["content"].split('<div class="answer-sources">')[0])
         assert expected in shown and other not in shown
-        assert len(turns) == 2
+        assert len(session.turns) == 2
 
 
 def test_empty_question_gets_a_clear_message_not_a_traceback(seeded_bot):
-    *_, (_, messages, _, turns) = ChatApp(seeded_bot).respond("\x00\x01", [], [], 5)
+    *_, (_, messages, _, session) = ChatApp(seeded_bot).respond("\x00\x01", [], None, 5)
     assert "answer-error" in messages[-1]["content"] and "question is empty" in messages[-1]["content"]
-    assert turns == []
+    assert session.turns == []
+
+
+def test_too_long_questions_are_refused_without_naming_operator_settings(seeded_bot):
+    *_, (_, messages, _, _) = ChatApp(seeded_bot).respond("why " * 2000, [], None, 5)
+    assert "the limit is 4,000" in messages[-1]["content"] and "ASSISTANT" not in messages[-1]["content"]
 
 
 def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
@@ -162,7 +172,7 @@ def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
     app = ChatApp(bot)
     calls = []
 
-    status, backend = app.upload([str(note)], progress=lambda frac, desc="": calls.append(frac))
+    status = app.upload([str(note)], progress=lambda frac, desc="": calls.append(frac))
 
     assert "lighthouse.txt: added, searchable now" in status
     assert (bot.settings.corpus_dir / "uploads" / "lighthouse.txt").exists()
@@ -175,7 +185,7 @@ def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
 def test_refused_upload_says_why_and_ingests_nothing(bot, tmp_path):
     bad = tmp_path / "payload.exe"
     bad.write_bytes(b"MZ\x90")
-    status, _ = ChatApp(bot).upload([str(bad)])
+    status = ChatApp(bot).upload([str(bad)])
     assert "✗" in status and "not supported" in status
     assert bot.store.count() == 0
 
@@ -218,6 +228,8 @@ def test_readme_front_matter_configures_the_gradio_space():
     assert fields["python_version"].startswith("3.")
     gradio_pin = next(r for r in (ROOT / "requirements.txt").read_text().splitlines() if r.startswith("gradio=="))
     assert gradio_pin == f"gradio=={fields['sdk_version']}"
+    # Hugging Face sign-in (ASSISTANT_AUTH=hf), restricted to the team's organisation
+    assert fields["hf_oauth"] == "true" and fields["hf_oauth_authorized_org"]
 
 
 def test_settings_filters_become_retrieval_filters_and_bad_dates_get_a_clear_message():
@@ -229,3 +241,35 @@ def test_settings_filters_become_retrieval_filters_and_bad_dates_get_a_clear_mes
     assert (filters.source, filters.since, filters.until) == ("Guardian", "2023-01-01", None)
     with pytest.raises(QuestionError, match="2024-05-31"):
         make_filters("", "last tuesday", "")
+
+
+# ---------------------------------------------------------------- first-run polish
+
+
+def test_the_settings_panel_shows_no_server_paths(seeded_bot):
+    text = ChatApp(seeded_bot).backend_text()
+    assert str(seeded_bot.settings.corpus_dir) not in text and str(seeded_bot.settings.store_dir) not in text
+    assert "chunks" in text and "extractive" in text
+
+
+def test_upload_refusals_do_not_name_operator_settings(bot, tmp_path):
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 5000)
+    app = ChatApp(bot)
+    app.settings = app.settings.with_overrides(upload_max_mb=0.001)
+    status = app.upload([str(big)])
+    assert "over the 0.001 MB upload limit" in status and "ASSISTANT" not in status
+
+
+def test_help_shows_no_raw_markup():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "assistant.cli", "--help"], capture_output=True, text=True).stdout
+    assert "The assistant command:" in out and "``" not in out
+
+
+def test_the_examples_make_sense_on_an_empty_chat():
+    from assistant.settings import Settings
+
+    assert all(len(q.split()) >= 6 for q in Settings().chat_examples)  # no bare follow-up like "How much does it pay?"
