@@ -58,7 +58,9 @@ class ChatApp:
     single-user space with its history file beside the store is made.
     """
 
-    def __init__(self, bot: Assistant, space: TeamSpace | None = None) -> None:
+    def __init__(self, bot, space: TeamSpace | None = None) -> None:
+        """``bot``: the :class:`~assistant.pipeline.Assistant` (its ``stream``, ``ask``, ``ingest``,
+        ``store`` and ``settings`` are used; not imported here, which keeps the UI a low floor)."""
         self.bot = bot
         self.settings: Settings = bot.settings
         self.lock = threading.Lock()  # one question at a time
