@@ -7,28 +7,24 @@ that :class:`~assistant.users.User` on; the endpoints act as that user and refus
 from __future__ import annotations
 
 import tempfile
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
 from gradio.data_classes import FileData
 
 from assistant.space import ChatSession
-from assistant.ui import (SOURCES_PLACEHOLDER, ChatApp, _text, for_users, record_answer, render_sources, render_turn,
-                          render_user)
+from assistant.render import (SOURCES_PLACEHOLDER, _text, for_users, record_answer, render_sources, render_turn,
+                              render_user)
 from assistant.users import AuthConfig, NotSignedIn, User
 
-API_SESSIONS_KEPT = 1000  # API conversations remembered (the least recently used is forgotten first)
 
 
 class SpaceHandlers:
     """The Gradio handlers around the chat; each one reads the user from the request."""
 
-    def __init__(self, app: ChatApp, auth: AuthConfig) -> None:
+    def __init__(self, app, auth: AuthConfig) -> None:
+        """``app``: the :class:`~assistant.ui.ChatApp` whose chat and uploads these handlers wrap."""
         self.app, self.space, self.auth = app, app.space, auth
-        self.api_sessions: OrderedDict[tuple[str, str], ChatSession] = OrderedDict()
-        self.api_lock = threading.Lock()
 
     def user(self, request: gr.Request | None, profile: gr.OAuthProfile | None) -> User:
         return self.auth.user(request, profile)
@@ -198,23 +194,14 @@ class SpaceHandlers:
             user = self.user(request, profile)
         except NotSignedIn as exc:
             return str(exc), "", gr.update(choices=[]), gr.update()
-        status = self.app.upload(files, progress, user=user)
-        return status, *self._library(user, search), self.app.backend_text()
+        status, backend = self.app.upload(files, progress, user=user)
+        return status, *self._library(user, search), backend
 
     # -- the named API endpoints
-    def _api_session(self, user: User, request: gr.Request | None) -> ChatSession:
-        key = (user.name, getattr(request, "session_hash", None) or "")
-        with self.api_lock:
-            session = self.api_sessions.pop(key, None) or ChatSession()
-            self.api_sessions[key] = session
-            while len(self.api_sessions) > API_SESSIONS_KEPT:
-                self.api_sessions.popitem(last=False)
-        return session
-
     def api_chat(self, message: str, request: gr.Request, profile: gr.OAuthProfile | None) -> dict:
         """Answer a question with citations, as the signed-in user; a Client keeps the conversation."""
         user = self.api_user(request, profile)
-        return self.app.chat_api(message, self._api_session(user, request), user=user)
+        return self.app.chat_api(message, _session_key(request), user=user)
 
     def api_upload(self, files: list[FileData], request: gr.Request, profile: gr.OAuthProfile | None) -> str:
         """Add files to the signed-in user's documents (private when sign-in is on); one line per file."""
@@ -238,7 +225,8 @@ class SpaceHandlers:
         flag (wrong_citation or should_abstain) and corrected answer."""
         user = self.api_user(request, profile)
         try:
-            return self.space.rate(user, self._api_session(user, request), rating, comment, flag, correction)
+            return self.space.rate(user, self.app.api_session(user, _session_key(request)), rating, comment, flag,
+                                   correction)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -255,6 +243,11 @@ def render_library(docs) -> str:
         rows.append(f'<div class="lib-row" data-doc="{_text(d.doc_id)}"><div class="lib-title">{_text(d.title or d.doc_id)}'
                     f'</div><div class="lib-meta">{" · ".join(_text(f) for f in facts if f)}</div></div>')
     return f'<div class="lib-count">{len(docs)} document(s)</div>' + "".join(rows)
+
+
+def _session_key(request) -> str:
+    """One API client's session (gradio_client keeps one per ``Client``)."""
+    return getattr(request, "session_hash", None) or ""
 
 
 def _answer_index(session: ChatSession, message_index) -> int | None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from assistant.ingest import UPLOAD_SUBDIR
+from assistant.ownership import UPLOAD_SUBDIR
 from assistant.store import Store, StoredDocument
 
 UNKNOWN_TIME = "1970-01-01T00:00:00Z"  # chunks written before the ``updated`` key existed

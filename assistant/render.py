@@ -12,6 +12,7 @@ import re
 
 from assistant.contract import Answer, Citation, source_details, source_line
 
+OPERATOR_HINT = re.compile(r"\s*\((?:[^()]*\bASSISTANT_[A-Z_]+\b[^()]*)\)")
 SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
 
 
@@ -121,3 +122,9 @@ def answer_payload(answer: Answer) -> dict:
             lines.append(f"{source_line(c)}\n    “{c.quote}”")
     data["text"] = "\n".join(lines)
     return data
+
+
+def for_users(message: object) -> str:
+    """A message without the operator's hints, such as ``(ASSISTANT_UPLOAD_MAX_MB raises it)``:
+    the people using the page cannot change settings."""
+    return OPERATOR_HINT.sub("", str(message))

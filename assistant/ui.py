@@ -12,27 +12,28 @@ their status says so.
 from __future__ import annotations
 
 import logging
-import re
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Iterator
 
 import assistant  # noqa: F401  (offline environment before gradio is imported)
 from assistant.contract import FilterError, Filters, QuestionError
 from assistant.history import Database
-from assistant.ingest import IngestReport
+from assistant.ingest import IngestLimits, IngestReport
 from assistant.loading import LoadProblem
-from assistant.render import (SOURCES_PLACEHOLDER, _text, answer_payload, highlight,  # noqa: F401  (the UI's API)
-                              record_answer, render_answer, render_sources, render_turn, render_user)
+from assistant.render import (SOURCES_PLACEHOLDER, _text, answer_payload, for_users,  # noqa: F401  (the UI's API)
+                              highlight, render_answer, render_sources, render_turn, render_user)
 from assistant.settings import Settings
 from assistant.space import ChatSession, TeamSpace
 from assistant.store import StoreError
-from assistant.uploads import save_uploads, settle, upload_limits
+from assistant.uploads import save_uploads, settle
 from assistant.users import SINGLE_USER, User
 
 log = logging.getLogger(__name__)
 
-OPERATOR_HINT = re.compile(r"\s*\((?:[^()]*\bASSISTANT_[A-Z_]+\b[^()]*)\)")
+API_SESSIONS_KEPT = 1000  # /chat conversations remembered (the least recently used is forgotten first)
+API_TURNS_KEPT = 10  # turns passed on per /chat conversation (the rewriters read the last few)
 SINGLE = User(SINGLE_USER, admin=True, private=False)  # the user when sign-in is off
 
 
@@ -65,6 +66,8 @@ class ChatApp:
         self.settings: Settings = bot.settings
         self.lock = threading.Lock()  # one question at a time
         self.upload_lock = threading.Lock()  # one ingest at a time (uploads, re-index), never blocking questions
+        self.api_lock = threading.Lock()
+        self.api_sessions: OrderedDict[tuple[str, str], ChatSession] = OrderedDict()
         self.space = space or TeamSpace(bot, Database(bot.settings.history_path()))
 
     # -- facts shown in the settings accordion (no server paths: users cannot act on them)
@@ -120,17 +123,29 @@ class ChatApp:
         messages[-1] = {"role": "assistant", "content": render_turn(session.answers[-1], len(session.answers))}
         yield "", messages, render_sources(answer), session
 
-    def chat_api(self, message: str, session: ChatSession, user: User = SINGLE) -> dict:
-        """The ``/chat`` endpoint: answer ``message`` in this client's conversation."""
-        filters = self.space.filters(user)
+    def api_session(self, user: User, key: str) -> ChatSession:
+        """The conversation of one API client (``key``: its Gradio session hash) of ``user``; the
+        latest sessions are kept, in memory (the least recently used is forgotten first)."""
+        with self.api_lock:
+            session = self.api_sessions.pop((user.name, key), None) or ChatSession()
+            self.api_sessions[(user.name, key)] = session
+            while len(self.api_sessions) > API_SESSIONS_KEPT:
+                self.api_sessions.popitem(last=False)
+        return session
+
+    def chat_api(self, message: str, session: str, user: User = SINGLE) -> dict:
+        """The ``/chat`` endpoint: answer ``message`` as ``user`` in the conversation of ``session``
+        (one per ``gradio_client.Client``), kept in their history too."""
+        conversation = self.api_session(user, session)
         try:
             with self.lock:
-                answer = self.bot.ask(message, filters=filters, history=list(session.turns) or None)
-        except QuestionError as exc:
+                answer = self.bot.ask(message, filters=self.space.filters(user),
+                                      history=conversation.turns[-API_TURNS_KEPT:] or None)
+        except (QuestionError, StoreError) as exc:
             import gradio as gr
 
             raise gr.Error(for_users(exc)) from None
-        self.space.remember(user, session, answer.question, answer)
+        self.space.remember(user, conversation, answer.question, answer)
         return answer_payload(answer)
 
     def clear(self) -> tuple:
@@ -163,18 +178,18 @@ class ChatApp:
         lines += [f"{'✓' if ok else '✗'} {for_users(line)}" for ok, line in settle(saved, report)]
         return lines + [for_users(report.summary().splitlines()[0])]
 
-    def upload(self, files, progress=None, user: User = SINGLE) -> str:
-        """:meth:`upload_lines` as the status markdown of the page."""
+    def upload(self, files, progress=None, user: User = SINGLE) -> tuple[str, str]:
+        """:meth:`upload_lines` as the page's status markdown; (status, back-end text)."""
         lines = [_text(line) for line in self.upload_lines(files, progress, user)]
         if len(lines) > 1 and not lines[-1].startswith(("✓", "✗")):
             lines[-1] = f"<small>{lines[-1]}</small>"
-        return "  \n".join(lines)
+        return "  \n".join(lines), self.backend_text()
 
 
-def for_users(message: object) -> str:
-    """A message without the operator's hints, such as ``(ASSISTANT_UPLOAD_MAX_MB raises it)``:
-    the people using the page cannot change settings."""
-    return OPERATOR_HINT.sub("", str(message))
+def upload_limits(settings: Settings) -> IngestLimits:
+    """The per-upload caps of ``settings``."""
+    return IngestLimits(max_documents=settings.upload_max_documents, max_chunks=settings.upload_max_chunks,
+                        max_pdf_pages=settings.upload_max_pdf_pages)
 
 
 CSS = """

@@ -23,8 +23,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from assistant.ingest import UPLOAD_SUBDIR, IngestLimits, IngestReport
 from assistant.loading import JSONL_SUFFIXES, SUPPORTED_SUFFIXES
+from assistant.ownership import UPLOAD_SUBDIR
 
 NAMES_FILE = ".upload-names.json"
 MAX_NAME_BYTES = 200  # file systems allow 255 bytes per name; UTF-8 letters take up to 4
@@ -148,13 +148,7 @@ def save_uploads(files: list[str | Path], corpus_dir: Path, max_mb: float,
     return saved, problems
 
 
-def upload_limits(settings) -> IngestLimits:
-    """The per-upload caps of ``settings``."""
-    return IngestLimits(max_documents=settings.upload_max_documents, max_chunks=settings.upload_max_chunks,
-                        max_pdf_pages=settings.upload_max_pdf_pages)
-
-
-def settle(saved: list[SavedUpload], report: IngestReport) -> list[tuple[bool, str]]:
+def settle(saved: list[SavedUpload], report) -> list[tuple[bool, str]]:
     """After the ingest of ``saved``: remove each file that failed to load or loaded nothing (putting
     back the version it replaced), and return (ok, one line) per file."""
     lines = []

@@ -54,7 +54,7 @@ def test_uploads_are_saved_inside_the_uploads_folder_only(tmp_path):
     binary.write_bytes(b"MZ")
     corpus = tmp_path / "corpus"
 
-    saved, problems = save_uploads([good, hidden, binary], corpus / "uploads", max_mb=1)
+    saved, problems = save_uploads([good, hidden, binary], corpus, max_mb=1)
 
     assert [s.path for s in saved] == [(corpus / "uploads" / "note.txt").resolve()]
     assert saved[0].path.read_text() == "A small note about lighthouses."
@@ -172,7 +172,7 @@ def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
     app = ChatApp(bot)
     calls = []
 
-    status = app.upload([str(note)], progress=lambda frac, desc="": calls.append(frac))
+    status, _ = app.upload([str(note)], progress=lambda frac, desc="": calls.append(frac))
 
     assert "lighthouse.txt: added, searchable now" in status
     assert (bot.settings.corpus_dir / "uploads" / "lighthouse.txt").exists()
@@ -185,7 +185,7 @@ def test_uploaded_file_is_searchable_at_once(bot, tmp_path):
 def test_refused_upload_says_why_and_ingests_nothing(bot, tmp_path):
     bad = tmp_path / "payload.exe"
     bad.write_bytes(b"MZ\x90")
-    status = ChatApp(bot).upload([str(bad)])
+    status, _ = ChatApp(bot).upload([str(bad)])
     assert "✗" in status and "not supported" in status
     assert bot.store.count() == 0
 
@@ -257,7 +257,7 @@ def test_upload_refusals_do_not_name_operator_settings(bot, tmp_path):
     big.write_text("word " * 5000)
     app = ChatApp(bot)
     app.settings = app.settings.with_overrides(upload_max_mb=0.001)
-    status = app.upload([str(big)])
+    status, _ = app.upload([str(big)])
     assert "over the 0.001 MB upload limit" in status and "ASSISTANT" not in status
 
 
