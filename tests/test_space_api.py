@@ -85,7 +85,7 @@ def test_uploads_are_private_to_their_owner_in_documents_chat_and_remove(app, tm
     mine, theirs = documents(alice), documents(bob)
     doc = mine["uploads/alice/lighthouse.md"]
     assert set(doc) == {"doc_id", "title", "source", "owner", "chunks", "pages", "origin", "updated"}
-    assert (doc["owner"], doc["chunks"], doc["pages"]) == ("alice", 1, None)
+    assert (doc["owner"], doc["chunks"], doc["pages"]) == ("alice", 1, None) and doc["updated"].endswith("Z")
     assert mine["netflix-ai-job-ad.md"]["owner"] is None and "netflix-ai-job-ad.md" in theirs
     assert not any("alice" in d for d in theirs)
 
@@ -103,7 +103,7 @@ def test_uploads_are_private_to_their_owner_in_documents_chat_and_remove(app, tm
     assert "uploads/alice/lighthouse.md" in documents(alice)
 
     assert alice.predict(doc_id="uploads/alice/lighthouse.md", api_name="/remove") == \
-        "uploads/alice/lighthouse.md: removed, with its file"
+        "uploads/alice/lighthouse.md: removed, with its uploaded file"
     assert not (base / "corpus" / "uploads" / "alice" / "lighthouse.md").exists()
     assert "uploads/alice/lighthouse.md" not in documents(alice)
     assert "340" not in alice.predict(message=LIGHTHOUSE, api_name="/chat")["answer"]

@@ -148,7 +148,7 @@ def test_library_search_and_remove_with_progress(pages, tmp_path):
     bob.locator("#library-remove").click()
     bob.wait_for_function("document.querySelector('#library-status')?.innerText.includes('removed')",
                           timeout=ANSWER_TIMEOUT_MS)
-    assert "uploads/bob/ferry.md: removed, with its file" in bob.locator("#library-status").inner_text()
+    assert "uploads/bob/ferry.md: removed, with its uploaded file" in bob.locator("#library-status").inner_text()
     assert "ferry" not in library_text(bob)
 
 
