@@ -238,7 +238,7 @@ def render_library(docs) -> str:
     rows = []
     for d in docs:
         facts = [d.doc_id, d.source, d.date, f"{d.pages} pages" if d.pages else "", f"{d.chunks} chunk" + ("s" if d.chunks != 1 else ""),
-                 f"owner: {d.owner}" if d.owner else "everyone", f"added {d.updated[:16].replace('T', ' ')}"
+                 f"owner: {d.owner}" if d.owner else "everyone", f"updated {d.updated[:16].replace('T', ' ')}"
                  if d.updated else ""]
         rows.append(f'<div class="lib-row" data-doc="{_text(d.doc_id)}"><div class="lib-title">{_text(d.title or d.doc_id)}'
                     f'</div><div class="lib-meta">{" · ".join(_text(f) for f in facts if f)}</div></div>')
