@@ -25,7 +25,7 @@ LIGHTHOUSE_DOC = "The Quillfeather lighthouse was repainted in 2021 with 340 lit
 FERRY_DOC = "The Brannock ferry timetable changes on 3 March; the last boat leaves at 21:40.\n"
 LIGHTHOUSE = "How many litres of paint did the Quillfeather lighthouse need?"
 JOB = "What job did Netflix advertise for its machine learning platform?"
-ACTORS = "What percentage of actors earn under $26,000 a year?"
+ACTORS = "What percentage of guild actors are paid less than $26,000 a year?"
 SHOTS = os.environ.get("ASSISTANT_SCREENSHOT_DIR")  # set it to keep the screenshots (docs/*.png)
 
 
