@@ -168,6 +168,16 @@ class Store:
         return [StoredChunk(i, t or "", m or {}) for i, t, m in
                 zip(data["ids"], data["documents"], data["metadatas"])]
 
+    def chunk_ids(self) -> list[str]:
+        """Every chunk id in the collection (no text, no metadata: what a lexical sync compares)."""
+        return self._get_all([])["ids"]
+
+    def chunks_by_id(self, ids) -> list[StoredChunk]:
+        """The chunks with these ids (those still there), with text and metadata."""
+        data = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
+        return [StoredChunk(i, t or "", m or {}) for i, t, m in
+                zip(data["ids"], data["documents"], data["metadatas"])]
+
     def add(self, nodes) -> None:
         """Upsert embedded nodes (ids are deterministic, so repeating is harmless)."""
         if nodes:
