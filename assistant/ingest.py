@@ -15,6 +15,7 @@ import queue
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -96,9 +97,10 @@ class _Reader(threading.Thread):
     """Loads, compares and chunks documents; puts :class:`_Batch` es on ``out``."""
 
     def __init__(self, paths, settings: Settings, stored: dict[str, StoredDocument],
-                 report: IngestReport, out: queue.Queue) -> None:
+                 report: IngestReport, out: queue.Queue, shard: tuple[int, int] | None = None) -> None:
         super().__init__(name="ingest-reader", daemon=True)
         self.paths, self.settings, self.stored, self.report, self.out = paths, settings, stored, report, out
+        self.shard = shard  # (i, n): only documents whose id hashes to i of n (parallel ingest)
         self.seen: dict[str, set[str]] = {}
         self.pending = 0
         self.stop = threading.Event()
@@ -134,6 +136,8 @@ class _Reader(threading.Thread):
                 report.failed.append(LoadProblem(item.doc_id, "duplicate document id in this input; skipped"))
                 continue
             seen_here.add(item.doc_id)
+            if self.shard and not in_shard(item.doc_id, self.shard):
+                continue
             size = sum(len(article.text) for article in item.articles)
             if size > settings.max_document_chars:
                 report.failed.append(LoadProblem(item.doc_id, (
@@ -159,19 +163,32 @@ class _Reader(threading.Thread):
             self._put(batch)
 
 
+def in_shard(doc_id: str, shard: tuple[int, int]) -> bool:
+    """Whether ``doc_id`` belongs to part ``shard[0]`` of ``shard[1]`` (stable across processes)."""
+    return zlib.crc32(doc_id.encode()) % shard[1] == shard[0]
+
+
 def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool = True,
-           progress: bool | ProgressCallback = True) -> IngestReport:
+           progress: bool | ProgressCallback = True, workers: int = 1) -> IngestReport:
     """Bring ``store`` in line with the files and JSONL dumps under ``paths``.
 
     ``progress``: True for a bar on stderr, False for none, or a callback
-    ``(documents done, documents to write so far, note)``.
+    ``(documents done, documents to write so far, note)``. ``workers`` > 1: documents are read,
+    chunked and embedded by that many processes (one encoder each); this process alone writes.
     """
     started = time.perf_counter()
     report = IngestReport()
     stored = store.documents()
-    encoder = encoder_for(settings)
-    batches: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
-    reader = _Reader(list(paths), settings, stored, report, batches)
+    if workers > 1:
+        from assistant.ingest_workers import WorkerPool
+
+        reader = WorkerPool(list(paths), settings, stored, report, workers)
+        encoder = None
+        batches = reader.out
+    else:
+        encoder = encoder_for(settings)
+        batches = queue.Queue(maxsize=QUEUE_BATCHES)
+        reader = _Reader(list(paths), settings, stored, report, batches)
     bar = _progress_bar(progress)
     done = 0
     reader.start()
@@ -204,11 +221,17 @@ def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool 
     return report
 
 
-def _write(batch: _Batch, encoder, store: Store) -> None:
-    """Embed and upsert a batch of whole documents; then drop their stale chunks."""
+def embed_batch(batch: _Batch, encoder) -> None:
+    """Set every node's vector (the text with its title, as the encoder sees it)."""
     texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in batch.nodes]
     for node, vector in zip(batch.nodes, encoder.encode(texts)):
         node.embedding = vector.tolist()
+
+
+def _write(batch: _Batch, encoder, store: Store) -> None:
+    """Embed (unless a worker did) and upsert a batch of whole documents; then drop their stale chunks."""
+    if encoder is not None:
+        embed_batch(batch, encoder)
     store.add(batch.nodes)
     for doc_id, keep in batch.stale:
         store.delete_document(doc_id, keep_hash=keep)

@@ -40,6 +40,7 @@ INDEX_FILE = "lexical.sqlite3"
 K1, B = 1.5, 0.75  # bm25s defaults ("lucene"), as the fusion weights were chosen with them
 IDF_PRIOR_CHUNKS = 100
 POOL_MIN, POOL_FACTOR = 200, 4  # FTS5 candidates rescored per search: max(POOL_MIN, POOL_FACTOR * k)
+CACHE_MB = 64  # SQLite page cache per connection (memory-mapped reads on top)
 SYNC_FETCH = 500  # chunks read from the store per request while syncing
 # Stemmed terms keep these characters ("u.s", "3.5%", "o'neil"); FTS5 splits only on spaces.
 _TOKENIZER = "unicode61 remove_diacritics 0 separators ' ' tokenchars '''’.,%-$£€_'"
@@ -80,7 +81,8 @@ def chunk_terms(chunk: IndexedChunk) -> list[str]:
 
 
 def _match_expression(query_terms: Iterable[str]) -> str:
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in dict.fromkeys(query_terms))
+    """Any of the terms; a repeated term stays repeated (it counts twice in BM25, as in bm25s)."""
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in query_terms)
 
 
 class LexicalIndex:
@@ -93,6 +95,8 @@ class LexicalIndex:
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA cache_size=-{CACHE_MB * 1024}")
+        self._db.execute(f"PRAGMA mmap_size={CACHE_MB * 4 << 20}")
         with self._lock:
             self._create()
 
@@ -255,21 +259,24 @@ class LexicalIndex:
                 return []
             pool = max(POOL_MIN, POOL_FACTOR * k)
             rows = self._db.execute(
-                "SELECT c.chunk_id, c.length, c.terms, c.text, c.metadata FROM fts "
-                "JOIN chunks c ON c.rowid = fts.rowid WHERE fts MATCH ? ORDER BY fts.rank LIMIT ?",
-                (_match_expression(query_terms), pool)).fetchall()
+                "SELECT c.rowid, c.length, c.terms FROM fts JOIN chunks c ON c.rowid = fts.rowid "
+                "WHERE fts MATCH ? ORDER BY fts.rank LIMIT ?", (_match_expression(query_terms), pool)).fetchall()
             wanted = set(query_terms)
             idf = {t: _lucene_idf(self.doc_freq(t), n) for t in wanted}
-        avg = total / n if total else 1.0
-        scored = []
-        for chunk_id, length, toks, text, meta in rows:
-            counts = Counter(t for t in toks.split(" ") if t in wanted)
-            norm = K1 * (1 - B + B * length / avg)
-            score = sum(idf[t] * counts[t] / (norm + counts[t]) for t in query_terms if counts[t])
-            if score > 0:
-                scored.append((score, chunk_id, text, meta))
-        scored.sort(key=lambda s: (-s[0], s[1]))
-        return [(IndexedChunk(cid, text, json.loads(meta)), score) for score, cid, text, meta in scored[:k]]
+            avg = total / n if total else 1.0
+            scored = []
+            for rowid, length, toks in rows:
+                counts = Counter(t for t in toks.split(" ") if t in wanted)
+                norm = K1 * (1 - B + B * length / avg)
+                score = sum(idf[t] * counts[t] / (norm + counts[t]) for t in query_terms if counts[t])
+                if score > 0:
+                    scored.append((-score, rowid))
+            best = sorted(scored)[:k]
+            found = {row[0]: row[1:] for row in self._db.execute(
+                f"SELECT rowid, chunk_id, text, metadata FROM chunks WHERE rowid IN ({','.join('?' * len(best))})",
+                [rowid for _, rowid in best])}
+        return [(IndexedChunk(found[rowid][0], found[rowid][1], json.loads(found[rowid][2])), -score)
+                for score, rowid in best]
 
     def chunk_ids(self, doc_id: str | None = None) -> list[str]:
         with self._lock:

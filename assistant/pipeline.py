@@ -89,7 +89,8 @@ class Assistant:
 
     def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True) -> IngestReport:
         """Incrementally ingest ``paths`` (default: the corpus folder)."""
-        return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress)
+        return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress,
+                      workers=self.settings.ingest_workers)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
     embed_quantize: bool = Field(False, description="int8 activations too: faster ingest, slightly different vectors.")
     model_cache_dir: Path = Field(Path("~/.cache/assistant"), description="Where the prepared ONNX model is kept.")
     ingest_batch_chunks: int = Field(256, ge=1, le=10000, description="Chunks embedded per store write.")
+    ingest_workers: int = Field(1, ge=1, le=64, description="Processes that read, chunk and embed during an ingest (one encoder each).")
 
     # Retrieval
     top_k: int = Field(5, ge=1, le=50, description="Passages handed to the answerer and shown as sources.")
