@@ -65,14 +65,14 @@ class ChunkSource(Protocol):
     def chunks_by_id(self, ids: Sequence[str]) -> list[IndexedChunk]: ...
 
 
-def index_path(store_dir: Path | None, chroma_url: str | None, collection: str, cache_dir: Path) -> Path:
-    """Where the index lives: beside an embedded store, or per replica under ``cache_dir`` for a
+def index_path(store_dir: Path | None, chroma_url: str | None, collection: str, replica_dir: Path) -> Path:
+    """Where the index lives: beside an embedded store, or per replica in ``replica_dir`` for a
     Chroma server (one file per server address and collection)."""
     if not chroma_url:
         suffix = "" if collection == "articles" else f"-{collection}"
         return Path(store_dir).expanduser() / INDEX_FILE.replace(".", f"{suffix}.", 1)
     key = hashlib.sha256(f"{chroma_url.rstrip('/')}|{collection}".encode()).hexdigest()[:16]
-    return Path(cache_dir).expanduser() / "lexical" / f"{collection}-{key}.sqlite3"
+    return Path(replica_dir).expanduser() / f"{collection}-{key}.sqlite3"
 
 
 def chunk_terms(chunk: IndexedChunk) -> list[str]:
@@ -156,7 +156,7 @@ class LexicalIndex:
         rows = []
         for chunk in chunks:
             toks = chunk_terms(chunk)
-            meta = chunk.metadata
+            meta = {k: v for k, v in chunk.metadata.items() if not k.startswith("_")}  # not LlamaIndex's copy
             rows.append((chunk.chunk_id, str(meta.get("doc_id", "")), str(meta.get("doc_hash", "")),
                          str(meta.get("origin", "")), int(meta.get("n_chunks", 0) or 0), len(toks),
                          " ".join(toks), chunk.text, json.dumps(meta, ensure_ascii=False)))

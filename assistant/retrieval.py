@@ -1,8 +1,8 @@
 """Retrieval: dense (MiniLM in Chroma) and BM25, fused (weighted by default, or reciprocal rank fusion).
 
-The BM25 index is built from the chunks in Chroma itself and rebuilt whenever
-the store's revision changes, so it is always in sync with incremental ingests
-(also when another process ingested into a shared Chroma server). A search
+BM25 comes from the store's lexical index on disk (assistant/lexical.py), which
+ingest updates document by document and which catches up with other processes'
+or replicas' ingests by the store's revision before each search. A search
 returns everything it found as one :class:`Retrieval` value and leaves no state
 behind, so searches and ingests need no lock between them.
 """
@@ -10,8 +10,6 @@ behind, so searches and ingests need no lock between them.
 from __future__ import annotations
 
 import math
-import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
@@ -25,10 +23,9 @@ from llama_index.core.vector_stores import (
 )
 
 from assistant.contract import Filters, Meta, Passage, date_ordinal, ranked_doc_ids
-from assistant.store import Store, StoredChunk
+from assistant.store import Store
 from assistant.text import terms
 
-IDF_PRIOR_CHUNKS = 100
 PUBLICATION_LAG_DAYS = 2
 FUTURE_PENALTY = 0.2
 RECENCY_BOOST = 0.5
@@ -57,35 +54,6 @@ def llama_filters(filters: Filters) -> MetadataFilters | None:
     return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
 
 
-class Bm25Index:
-    """bm25s over every chunk of the store, plus document frequencies for term weights."""
-
-    def __init__(self, chunks: list[StoredChunk]) -> None:
-        import bm25s
-
-        self.chunks = chunks
-        self.tokens = [terms(f"{c.metadata.get(Meta.TITLE, '')}\n{c.text}") for c in chunks]
-        self.doc_freq = Counter(t for toks in self.tokens for t in set(toks))
-        self.size = max(len(chunks), 1)
-        self.model = bm25s.BM25()
-        if chunks:
-            self.model.index(self.tokens, show_progress=False)
-
-    def idf(self, term: str) -> float:
-        """Term weight for answer scoring. ``IDF_PRIOR_CHUNKS`` imaginary chunks without the term
-        keep weights meaningful in a tiny corpus (in one article every term is "common")."""
-        df = self.doc_freq.get(term, 0)
-        return math.log(1 + (self.size + IDF_PRIOR_CHUNKS - df + 0.5) / (df + 0.5))
-
-    def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
-        known = [t for t in query_terms if t in self.doc_freq]
-        if not known or not self.chunks:
-            return []
-        k = min(k, len(self.chunks))
-        ids, scores = self.model.retrieve([known], k=k, show_progress=False, n_threads=1)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
-
-
 @dataclass(frozen=True)
 class RetrievalOptions:
     """How a :class:`Retriever` searches (``Settings`` of the same names)."""
@@ -105,29 +73,16 @@ class Retriever:
         self.store = store
         self.options = options
         self.encoder = encoder
-        self._bm25: Bm25Index | None = None
-        self._bm25_revision: str | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def bm25(self) -> Bm25Index:
-        """The BM25 index, rebuilt when the store changed since it was built."""
-        revision = self.store.revision()
-        with self._lock:
-            if self._bm25 is None or revision != self._bm25_revision:
-                self._bm25 = Bm25Index(self.store.chunks())
-                self._bm25_revision = revision
-            return self._bm25
 
     def retrieve(self, query: str, top_k: int | None = None, filters: Filters | None = None) -> Retrieval:
         """The ``top_k`` best passages for ``query`` (best first), the ranking of documents over all
         candidates, and the term weights of the index this search used."""
         top_k = top_k or self.options.top_k
-        index = self.bm25
-        ranked = self._search(query, index, filters or Filters(), top_k)
-        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), index.idf)
+        self.store.sync_lexical()  # another process or replica may have ingested since
+        ranked = self._search(query, filters or Filters(), top_k)
+        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.idf)
 
-    def _search(self, question: str, index: Bm25Index, filters: Filters, top_k: int) -> list[Passage]:
+    def _search(self, question: str, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
         candidates = max(self.options.candidates, top_k)
         fused: dict[str, Passage] = {}
@@ -135,10 +90,9 @@ class Retriever:
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
         if self.options.hybrid:
-            hits = [(i, s) for i, s in index.search(terms(question), candidates * 3)
-                    if filters.matches(index.chunks[i].metadata)][:candidates]
-            for rank, (i, score) in enumerate(hits):
-                chunk = index.chunks[i]
+            hits = [(chunk, score) for chunk, score in self.store.lexical.search(terms(question), candidates * 3)
+                    if filters.matches(chunk.metadata)][:candidates]
+            for rank, (chunk, score) in enumerate(hits):
                 passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
                 passage.bm25, passage.bm25_rank = score, rank
                 fused[chunk.chunk_id] = passage

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     store_dir: Path = Field(Path(".store"), description="Chroma PersistentClient folder.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; overrides store_dir.")
     collection: str = Field("articles", description="Chroma collection name.")
+    lexical_dir: Path = Field(Path("~/.cache/assistant/lexical"), description=(
+        "Where an app replica keeps its lexical (BM25) index of a Chroma server's collection; "
+        "an embedded store keeps it beside the store."))
 
     # Chunking (cl100k_base tokens); chosen on squad2-dev with `python bench/compare.py --chunk-sizes 128,512`
     chunk_size: int = Field(128, ge=32, le=2048)

@@ -9,6 +9,7 @@ and lets an interrupted ingest be finished without duplicates or orphans.
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from assistant.contract import Meta
 from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
+from assistant.lexical import IndexedChunk, LexicalIndex, index_path
 from assistant.settings import Settings
 
 GET_PAGE = 5000
@@ -117,6 +119,13 @@ class Store:
             where = settings.chroma_url or settings.store_dir
             raise StoreError(f"cannot open the Chroma collection at {where} ({exc})") from None
         self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        path = index_path(settings.store_dir, settings.chroma_url, settings.collection, settings.lexical_dir)
+        try:
+            self.lexical = LexicalIndex(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the lexical index {path} ({exc}); "
+                             "set ASSISTANT_LEXICAL_DIR to a writable folder") from None
+        self.sync_lexical()
 
     @property
     def location(self) -> str:
@@ -132,7 +141,15 @@ class Store:
         return f"{metadata.get('revision', '')}:{collection.count()}"
 
     def bump_revision(self) -> None:
+        """Mark the collection changed (other processes and replicas resync their lexical index)."""
         self.collection.modify(metadata={"revision": uuid.uuid4().hex})
+        if self.lexical.size == self.collection.count():  # our own writes kept it in step
+            self.lexical.mark_synced(self.revision())
+
+    def sync_lexical(self) -> None:
+        """Bring the lexical index in step with the collection (nothing to do when the revision is
+        the one it last matched; otherwise one pass over the chunk ids plus the changed chunks)."""
+        self.lexical.sync(self)
 
     def _get_all(self, include: list[str], where: dict | None = None) -> dict:
         result = {"ids": [], "metadatas": [], "documents": []}
@@ -148,18 +165,16 @@ class Store:
             offset += GET_PAGE
 
     def documents(self) -> dict[str, StoredDocument]:
-        """Every document in the store with its hash, origin and chunk counts."""
+        """Every document in the store with its hash, origin and chunk counts (the manifest, read
+        from the lexical index once it matches the collection: no pass over every chunk)."""
+        self.sync_lexical()
         docs: dict[str, StoredDocument] = {}
-        for meta in self._get_all(["metadatas"])["metadatas"]:
-            doc_id = meta.get(Meta.DOC_ID, "")
+        for doc_id, doc_hash, origin, chunks, expected in self.lexical.documents():
             entry = docs.get(doc_id)
             if entry is None:
-                entry = docs[doc_id] = StoredDocument(
-                    doc_id, meta.get(Meta.DOC_HASH, ""), meta.get(Meta.ORIGIN, ""), 0,
-                    int(meta.get(Meta.N_CHUNKS, 0)), set(),
-                )
-            entry.chunks += 1
-            entry.hashes.add(meta.get(Meta.DOC_HASH, ""))
+                entry = docs[doc_id] = StoredDocument(doc_id, doc_hash, origin, 0, expected, set())
+            entry.chunks += chunks
+            entry.hashes.add(doc_hash)
         return docs
 
     def chunks(self) -> list[StoredChunk]:
@@ -181,10 +196,13 @@ class Store:
     def add(self, nodes) -> None:
         """Upsert embedded nodes (ids are deterministic, so repeating is harmless)."""
         if nodes:
-            self.vector_store.add(nodes)
+            self.vector_store.add(nodes)  # Chroma first: a crash in between changes its count,
+            self.lexical.add(IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in nodes)  # so a resync
 
     def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
-        """Remove a document's chunks (all, or all but those of ``keep_hash``)."""
+        """Remove a document's chunks (all, or all but those of ``keep_hash``): from the lexical
+        index first, so that a crash in between leaves only chunks that the next ingest removes."""
+        self.lexical.remove_document(doc_id, keep_hash)
         if keep_hash is None:
             self.collection.delete(where={Meta.DOC_ID: doc_id})
         else:

@@ -130,7 +130,7 @@ def test_index_path_is_beside_an_embedded_store_and_per_server_otherwise(tmp_pat
     assert index_path(tmp_path / "s", None, "articles", tmp_path / "c") == tmp_path / "s" / "lexical.sqlite3"
     a = index_path(None, "http://127.0.0.1:8000", "articles", tmp_path / "c")
     b = index_path(None, "http://127.0.0.1:8001", "articles", tmp_path / "c")
-    assert a != b and a.parent == tmp_path / "c" / "lexical"
+    assert a != b and a.parent == tmp_path / "c"
 
 
 def test_an_older_layout_is_replaced_and_refilled_by_sync(tmp_path):
