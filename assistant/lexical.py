@@ -91,14 +91,29 @@ class LexicalIndex:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # one writer per process (SQLite makes processes take turns)
+        self._local = threading.local()  # readers: one connection per thread, never waiting for a writer
+        self._readers: list[sqlite3.Connection] = []
+        self._db = self._connect()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(f"PRAGMA cache_size=-{CACHE_MB * 1024}")
-        self._db.execute(f"PRAGMA mmap_size={CACHE_MB * 4 << 20}")
         with self._lock:
             self._create()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA cache_size=-{CACHE_MB * 1024}")
+        db.execute(f"PRAGMA mmap_size={CACHE_MB * 4 << 20}")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (a search sees one consistent snapshot)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = self._connect()
+            with self._lock:
+                self._readers.append(db)
+        return db
 
     def _create(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -140,9 +155,8 @@ class LexicalIndex:
         """One write transaction (other processes wait for it, readers see it whole)."""
         return LexicalIndex._Transaction(self)
 
-    def _state(self, key: str) -> str:
-        with self._lock:
-            return self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()[0]
+    def _state(self, key: str, db: sqlite3.Connection | None = None) -> str:
+        return (db or self._reader()).execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()[0]
 
     def _bump(self, db, chunks: int, length: int) -> None:
         db.execute("UPDATE state SET value = CAST(value AS INTEGER) + ? WHERE key = 'chunks'", (chunks,))
@@ -218,8 +232,7 @@ class LexicalIndex:
         if revision == self.revision:
             return 0, 0
         theirs = set(source.chunk_ids())
-        with self._lock:
-            ours = {row[0] for row in self._db.execute("SELECT chunk_id FROM chunks")}
+        ours = {row[0] for row in self._reader().execute("SELECT chunk_id FROM chunks")}
         gone = sorted(ours - theirs)
         removed = self.remove(gone)
         missing = sorted(theirs - ours)
@@ -237,10 +250,9 @@ class LexicalIndex:
         """Number of chunks indexed."""
         return int(self._state("chunks"))
 
-    def doc_freq(self, term: str) -> int:
+    def doc_freq(self, term: str, db: sqlite3.Connection | None = None) -> int:
         """How many chunks contain ``term``."""
-        with self._lock:
-            row = self._db.execute("SELECT doc FROM vocab WHERE term = ?", (term,)).fetchone()
+        row = (db or self._reader()).execute("SELECT doc FROM vocab WHERE term = ?", (term,)).fetchone()
         return row[0] if row else 0
 
     def idf(self, term: str) -> float:
@@ -253,48 +265,56 @@ class LexicalIndex:
         """The ``k`` best chunks for ``query_terms`` by BM25 (bm25s' Lucene scores), best first."""
         if not query_terms or k <= 0:
             return []
-        with self._lock:
-            n, total = self.size, int(self._state("terms"))
+        db = self._reader()
+        db.execute("BEGIN")
+        try:
+            n, total = int(self._state("chunks", db)), int(self._state("terms", db))
             if not n:
                 return []
             pool = max(POOL_MIN, POOL_FACTOR * k)
-            rows = self._db.execute(
+            rows = db.execute(
                 "SELECT c.rowid, c.length, c.terms FROM fts JOIN chunks c ON c.rowid = fts.rowid "
                 "WHERE fts MATCH ? ORDER BY fts.rank LIMIT ?", (_match_expression(query_terms), pool)).fetchall()
-            wanted = set(query_terms)
-            idf = {t: _lucene_idf(self.doc_freq(t), n) for t in wanted}
-            avg = total / n if total else 1.0
-            scored = []
-            for rowid, length, toks in rows:
-                counts = Counter(t for t in toks.split(" ") if t in wanted)
-                norm = K1 * (1 - B + B * length / avg)
-                score = sum(idf[t] * counts[t] / (norm + counts[t]) for t in query_terms if counts[t])
-                if score > 0:
-                    scored.append((-score, rowid))
-            best = sorted(scored)[:k]
-            found = {row[0]: row[1:] for row in self._db.execute(
+            idf = {t: _lucene_idf(self.doc_freq(t, db), n) for t in set(query_terms)}
+            best = _rescore(rows, query_terms, idf, total / n if total else 1.0)[:k]
+            found = {row[0]: row[1:] for row in db.execute(
                 f"SELECT rowid, chunk_id, text, metadata FROM chunks WHERE rowid IN ({','.join('?' * len(best))})",
                 [rowid for _, rowid in best])}
+        finally:
+            db.execute("COMMIT")
         return [(IndexedChunk(found[rowid][0], found[rowid][1], json.loads(found[rowid][2])), -score)
                 for score, rowid in best]
 
     def chunk_ids(self, doc_id: str | None = None) -> list[str]:
-        with self._lock:
-            if doc_id is None:
-                return [r[0] for r in self._db.execute("SELECT chunk_id FROM chunks ORDER BY rowid")]
-            return [r[0] for r in self._db.execute(
-                "SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY rowid", (doc_id,))]
+        if doc_id is None:
+            return [r[0] for r in self._reader().execute("SELECT chunk_id FROM chunks ORDER BY rowid")]
+        return [r[0] for r in self._reader().execute(
+            "SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY rowid", (doc_id,))]
 
     def documents(self) -> list[tuple[str, str, str, int, int]]:
         """(doc_id, doc_hash, origin, chunks, expected chunks) per document and content hash."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT doc_id, doc_hash, origin, COUNT(*), MAX(n_chunks) FROM chunks "
-                "GROUP BY doc_id, doc_hash ORDER BY doc_id").fetchall()
+        return self._reader().execute(
+            "SELECT doc_id, doc_hash, origin, COUNT(*), MAX(n_chunks) FROM chunks "
+            "GROUP BY doc_id, doc_hash ORDER BY doc_id").fetchall()
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            for db in [self._db, *self._readers]:
+                db.close()
+
+
+def _rescore(rows, query_terms: list[str], idf: dict[str, float], avg_length: float) -> list[tuple[float, int]]:
+    """(-score, rowid) of FTS5's pool rows by the Lucene BM25 of bm25s, best first (ties: oldest row
+    first); a query term given twice counts twice, as in bm25s."""
+    wanted = set(query_terms)
+    scored = []
+    for rowid, length, toks in rows:
+        counts = Counter(t for t in toks.split(" ") if t in wanted)
+        norm = K1 * (1 - B + B * length / avg_length)
+        score = sum(idf[t] * counts[t] / (norm + counts[t]) for t in query_terms if counts[t])
+        if score > 0:
+            scored.append((-score, rowid))
+    return sorted(scored)
 
 
 def _lucene_idf(df: int, n: int) -> float:

@@ -174,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, required=True)
     parser.add_argument("--json", action="store_true", help="last line: one JSON object with the figures")
-    parser.add_argument("--chroma-url", help="a Chroma server (collection scale-N) instead of an embedded store")
+    parser.add_argument("--chroma-url", help="a Chroma server (collection 'scale') instead of an embedded store")
     parser.add_argument("--store", type=Path, help="embedded store folder (default /tmp/bench-scale-N)")
     parser.add_argument("--build", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -183,7 +183,8 @@ def main() -> None:
     from assistant.settings import Settings
 
     store_dir = args.store or Path(f"/tmp/bench-scale-{args.chunks}")
-    settings = Settings(store_dir=store_dir / "chroma", chroma_url=args.chroma_url, collection=f"scale-{args.chunks}")
+    # One collection that grows: --chunks 10000 then --chunks 100000 on the same --store adds the rest.
+    settings = Settings(store_dir=store_dir / "chroma", chroma_url=args.chroma_url, collection="scale")
     questions_path = store_dir / (f"questions-{args.chroma_url.split('//')[-1].replace(':', '-')}.jsonl"
                                   if args.chroma_url else "questions.jsonl")
     if args.build:
