@@ -31,7 +31,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from assistant.text import terms
 
@@ -258,8 +258,21 @@ class LexicalIndex:
     def idf(self, term: str) -> float:
         """Term weight for answer scoring. ``IDF_PRIOR_CHUNKS`` imaginary chunks without the term
         keep weights meaningful in a tiny corpus (in one article every term is "common")."""
-        df = self.doc_freq(term)
-        return math.log(1 + (max(self.size, 1) + IDF_PRIOR_CHUNKS - df + 0.5) / (df + 0.5))
+        return _prior_idf(self.doc_freq(term), self.size)
+
+    def weights(self, query_terms: Iterable[str]) -> Callable[[str], float]:
+        """Term weights (:meth:`idf`) as the index stands now: ``query_terms`` are read at once, any
+        other term when first asked, at the same corpus size; later ingests do not move them."""
+        db = self._reader()
+        size = int(self._state("chunks", db))
+        cache = {t: _prior_idf(self.doc_freq(t, db), size) for t in set(query_terms)}
+
+        def idf(term: str) -> float:
+            if term not in cache:
+                cache[term] = _prior_idf(self.doc_freq(term), size)
+            return cache[term]
+
+        return idf
 
     def search(self, query_terms: list[str], k: int) -> list[tuple[IndexedChunk, float]]:
         """The ``k`` best chunks for ``query_terms`` by BM25 (bm25s' Lucene scores), best first."""
@@ -315,6 +328,10 @@ def _rescore(rows, query_terms: list[str], idf: dict[str, float], avg_length: fl
         if score > 0:
             scored.append((-score, rowid))
     return sorted(scored)
+
+
+def _prior_idf(df: int, n: int) -> float:
+    return math.log(1 + (max(n, 1) + IDF_PRIOR_CHUNKS - df + 0.5) / (df + 0.5))
 
 
 def _lucene_idf(df: int, n: int) -> float:

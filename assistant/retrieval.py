@@ -80,7 +80,7 @@ class Retriever:
         top_k = top_k or self.options.top_k
         self.store.sync_lexical()  # another process or replica may have ingested since
         ranked = self._search(query, filters or Filters(), top_k)
-        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.idf)
+        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.weights(terms(query)))
 
     def _search(self, question: str, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""

@@ -71,10 +71,10 @@ def to_model(names, w, b, mean, std) -> dict:
 def collect(bot: Assistant, questions: list[dict]):
     """Per question: candidates with features, passages and analysis (sentence model applied later)."""
     rows = []
-    index = bot.retriever.bm25
+    idf = bot.store.lexical.idf  # the store does not change while fitting
     for q in questions:
         passages = bot.retriever.retrieve(q["question"]).passages
-        info, cands = bot.answerer.candidates(q["question"], passages, index.idf, bot.retriever.embed)
+        info, cands = bot.answerer.candidates(q["question"], passages, idf, bot.retriever.embed)
         golds = [normalise(g) for g in q.get("answers") or []]
         labels = []
         for c in cands:
@@ -117,7 +117,7 @@ def sentence_data(rows):
 def answer_data(bot, rows):
     x, y = [], []
     for row in rows:
-        feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.retriever.bm25.idf) if row["cands"] else {}
+        feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.store.lexical.idf) if row["cands"] else {}
         x.append([feats.get(n, 0.0) for n in ANSWER_FEATURES])
         y.append(1.0 if (answer_correct(bot, row) if LABEL == "correct" else bool(row["golds"])) else 0.0)
     return np.array(x), np.array(y)
@@ -172,7 +172,7 @@ def main() -> int:
         a_model = to_model(ANSWER_FEATURES, *fit_logistic(xa, ya))
         for i in test_idx:
             row = rows[i]
-            feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.retriever.bm25.idf) if row["cands"] else {}
+            feats = bot.answerer.answer_features(row["info"], row["cands"], row["passages"], bot.store.lexical.idf) if row["cands"] else {}
             oof_probs[i] = _logistic(a_model, feats) if feats else 0.0
             oof_correct[i] = answer_correct(bot, row)
             if row["golds"]:
