@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from assistant.answering import ExtractiveAnswerer
-from assistant.chat import LLMCondenser, Rewriter, RuleRewriter
+from assistant.chat import Rewriter, RuleRewriter
 from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionError, Update
-from assistant.generative import GenerativeAnswerer
-from assistant.ingest import IngestReport, ingest
-from assistant.llm import LLMClient
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
 from assistant.store import Store
+
+if TYPE_CHECKING:  # imported where used: `assistant ask` loads neither LlamaIndex nor the ingest path
+    from assistant.generative import GenerativeAnswerer
+    from assistant.ingest import IngestReport
 
 __all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question"]
 
@@ -36,6 +37,9 @@ def extractive(settings: Settings) -> ExtractiveAnswerer:
 
 def generative(settings: Settings) -> GenerativeAnswerer:
     """An OpenAI-compatible LLM's answer, citation-checked, with the extractive one as fallback."""
+    from assistant.generative import GenerativeAnswerer
+    from assistant.llm import LLMClient
+
     return GenerativeAnswerer(LLMClient(settings), extractive(settings), settings.llm_context_window,
                               settings.llm_max_tokens, settings.citation_min_support)
 
@@ -56,6 +60,9 @@ def retrieval_options(settings: Settings) -> RetrievalOptions:
 def rewriter(settings: Settings) -> Rewriter:
     """The LLM condenses follow-ups when it answers too; otherwise the rule-based rewrite."""
     if settings.llm == "openai":
+        from assistant.chat import LLMCondenser
+        from assistant.llm import LLMClient
+
         budget = (settings.llm_context_window - settings.llm_max_tokens) // 2
         return LLMCondenser(LLMClient(settings), budget)
     return RuleRewriter()
@@ -89,6 +96,8 @@ class Assistant:
 
     def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True) -> IngestReport:
         """Incrementally ingest ``paths`` (default: the corpus folder)."""
+        from assistant.ingest import ingest
+
         return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress,
                       workers=self.settings.ingest_workers)
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
-from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from assistant.contract import Meta
 from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
@@ -118,7 +117,6 @@ class Store:
         except Exception as exc:
             where = settings.chroma_url or settings.store_dir
             raise StoreError(f"cannot open the Chroma collection at {where} ({exc})") from None
-        self.vector_store = ChromaVectorStore(chroma_collection=self.collection)
         path = index_path(settings.store_dir, settings.chroma_url, settings.collection, settings.lexical_dir)
         try:
             self.lexical = LexicalIndex(path)
@@ -130,6 +128,15 @@ class Store:
     @property
     def location(self) -> str:
         return self.settings.chroma_url or str(self.settings.store_dir)
+
+    @property
+    def vector_store(self):
+        """LlamaIndex's view of the collection, for writing nodes (imported only by ingest)."""
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        if getattr(self, "_vector_store", None) is None:
+            self._vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        return self._vector_store
 
     def count(self) -> int:
         return self.collection.count()
