@@ -51,4 +51,5 @@ def test_an_upload_through_one_replica_is_answered_through_the_other(tmp_path):
                     break
                 time.sleep(0.2)
             assert "412" in result["answer"], f"not answered through the other replica after {waited:.1f} s"
+            print(f"answered through the other replica {waited:.1f} s after the upload returned")
             assert result["citations"][0]["doc_id"].endswith("glacier-survey.md")
