@@ -10,7 +10,9 @@ and lets an interrupted ingest be finished without duplicates or orphans.
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from assistant.lexical import IndexedChunk, LexicalIndex, index_path
 from assistant.settings import Settings
 
 GET_PAGE = 5000
+LEXICAL_CHECK_S = 1.0  # a process looks at the collection's revision at most this often (two requests)
 
 
 class StoreError(RuntimeError):
@@ -123,7 +126,8 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the lexical index {path} ({exc}); "
                              "set ASSISTANT_LEXICAL_DIR to a writable folder") from None
-        self.sync_lexical()
+        self._checked = float("-inf")
+        self.sync_lexical(force=True)
 
     @property
     def location(self) -> str:
@@ -149,13 +153,18 @@ class Store:
 
     def bump_revision(self) -> None:
         """Mark the collection changed (other processes and replicas resync their lexical index)."""
-        self.collection.modify(metadata={"revision": uuid.uuid4().hex})
-        if self.lexical.size == self.collection.count():  # our own writes kept it in step
-            self.lexical.mark_synced(self.revision())
+        with self._in_step():
+            self.collection.modify(metadata={"revision": uuid.uuid4().hex})
 
-    def sync_lexical(self) -> None:
+    def sync_lexical(self, force: bool = False) -> None:
         """Bring the lexical index in step with the collection (nothing to do when the revision is
-        the one it last matched; otherwise one pass over the chunk ids plus the changed chunks)."""
+        the one it last matched; otherwise one pass over the chunk ids plus the changed chunks).
+
+        Unless ``force``, at most once a second."""
+        now = time.monotonic()
+        if not force and now - self._checked < LEXICAL_CHECK_S:
+            return
+        self._checked = now
         self.lexical.sync(self)
 
     def _get_all(self, include: list[str], where: dict | None = None) -> dict:
@@ -174,7 +183,7 @@ class Store:
     def documents(self) -> dict[str, StoredDocument]:
         """Every document in the store with its hash, origin and chunk counts (the manifest, read
         from the lexical index once it matches the collection: no pass over every chunk)."""
-        self.sync_lexical()
+        self.sync_lexical(force=True)
         docs: dict[str, StoredDocument] = {}
         for doc_id, doc_hash, origin, chunks, expected in self.lexical.documents():
             entry = docs.get(doc_id)
@@ -203,14 +212,26 @@ class Store:
     def add(self, nodes) -> None:
         """Upsert embedded nodes (ids are deterministic, so repeating is harmless)."""
         if nodes:
-            self.vector_store.add(nodes)  # Chroma first: a crash in between changes its count,
-            self.lexical.add(IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in nodes)  # so a resync
+            with self._in_step():
+                self.vector_store.add(nodes)  # Chroma first: a crash in between changes its count,
+                self.lexical.add(IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in nodes)  # so a resync
 
     def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
         """Remove a document's chunks (all, or all but those of ``keep_hash``): from the lexical
         index first, so that a crash in between leaves only chunks that the next ingest removes."""
-        self.lexical.remove_document(doc_id, keep_hash)
-        if keep_hash is None:
-            self.collection.delete(where={Meta.DOC_ID: doc_id})
-        else:
-            self.collection.delete(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.DOC_HASH: {"$ne": keep_hash}}]})
+        with self._in_step():
+            self.lexical.remove_document(doc_id, keep_hash)
+            if keep_hash is None:
+                self.collection.delete(where={Meta.DOC_ID: doc_id})
+            else:
+                self.collection.delete(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.DOC_HASH: {"$ne": keep_hash}}]})
+
+    @contextmanager
+    def _in_step(self):
+        """Around a write to both halves: when the index matched the collection before, and holds as
+        many chunks after, it still matches (no resync of this process's own writes, here or in
+        other processes sharing an embedded store's index)."""
+        matched = self.lexical.revision == self.revision()
+        yield
+        if matched and self.lexical.size == self.collection.count():
+            self.lexical.mark_synced(self.revision())
