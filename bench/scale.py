@@ -174,6 +174,8 @@ def add_doc_visible(bot, settings, doc_path: Path, doc_id: str, question: str) -
     running assistant's own process ingests, in a thread, as the chat's upload does."""
     import threading
 
+    import assistant.ingest  # noqa: F401  (a running app that takes uploads has its ingest code loaded)
+
     started = time.perf_counter()
     if settings.chroma_url:
         worker = subprocess.Popen(cli("ingest", str(doc_path), "--quiet", "--no-prune", settings=settings),
