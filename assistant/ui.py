@@ -270,6 +270,18 @@ def build_app(bot: Assistant):
         chat.__annotations__ = {"message": str, "request": gr.Request, "return": dict}
         gr.api(chat, api_name="chat",
                api_description="Answer a question with citations; a Client keeps the conversation.")
+
+        # /upload(files) -> str, one status line per file (INTERFACES.md): what the upload button does,
+        # for clients and for other replicas' tests.
+        api_files = gr.File(file_count="multiple", type="filepath", visible=False)
+        api_status = gr.Textbox(visible=False)
+        api_upload = gr.Button(visible=False)
+
+        def upload_api(files) -> str:
+            status, _ = app.upload(files or [])
+            return "\n".join(line for line in status.split("  \n") if not line.startswith("<small>"))
+
+        api_upload.click(upload_api, [api_files], [api_status], api_name="upload")
     return demo
 
 
