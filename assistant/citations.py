@@ -19,10 +19,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
 
 from assistant.contract import Citation, Passage
-from assistant.support import Support, SupportScorer  # noqa: F401  (the scorer check_citations takes)
 from assistant.text import split_sentences, terms
+
+
+class Support(Protocol):
+    """How well one passage supports one claim (``assistant.support.Support``)."""
+
+    score: float
+    quote: tuple[int, int]  # the span of the passage that supports it best
+
+
+class SupportScorer(Protocol):
+    """What the check asks of a support scorer (``assistant.support.SupportScorer``, given by the caller)."""
+
+    def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
+              decide_at: float | None = None) -> list[list[Support]]: ...
 
 # [1], [1][2], [1, 2], [1; 2]
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")

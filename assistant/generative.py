@@ -29,10 +29,11 @@ import numpy as np
 from llama_index.core.llms import ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 
-from assistant.citations import CitationCheck, SupportScorer, check_citations, split_generated
+from assistant.citations import CitationCheck, check_citations, split_generated
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Answerer, Evidence, Passage, Query, Update,
                                 source_details)
 from assistant.llm import LLMClient, LLMError
+from assistant.support import SupportScorer
 from assistant.text import count_tokens
 
 NOT_IN_CORPUS = "Not in the corpus."

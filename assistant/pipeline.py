@@ -21,7 +21,7 @@ from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionErro
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
-from assistant.store import CHROMA_FILE, Store, StoreError
+from assistant.store import CHROMA_FILE, Store, StoreError, check_store_dir
 
 if TYPE_CHECKING:  # imported where used: `assistant ask` loads neither LlamaIndex nor the ingest path
     from assistant.generative import GenerativeAnswerer
@@ -135,8 +135,10 @@ def ready_assistant(settings: Settings, progress=True, out=sys.stderr) -> Assist
     store is empty. Raises :class:`StoreError` when there is nothing to ask about (no store and no
     corpus), without leaving a new store folder behind."""
     corpus = Path(settings.corpus_dir)
-    if not settings.chroma_url and not (Path(settings.store_dir).expanduser() / CHROMA_FILE).exists() \
-            and not corpus.is_dir():
+    store_dir = Path(settings.store_dir).expanduser()
+    if not settings.chroma_url:
+        check_store_dir(store_dir)  # a --store that is a file or a foreign folder says so first
+    if not settings.chroma_url and not (store_dir / CHROMA_FILE).exists() and not corpus.is_dir():
         raise StoreError(f"nothing to ask about: no store at {settings.store_dir} and no corpus folder "
                          f"{corpus} to ingest; run `assistant ingest FOLDER` first, or pass --store")
     if not corpus.is_dir() and Store(settings, preload=False).count() == 0:

@@ -79,7 +79,7 @@ def _server_address(url: str) -> tuple[str, int, bool]:
     return parsed.hostname, port or (443 if parsed.scheme == "https" else 8000), parsed.scheme == "https"
 
 
-def _check_store_dir(store_dir: Path) -> None:
+def check_store_dir(store_dir: Path) -> None:
     """Refuse a --store that would write into something that is not a store folder."""
     if store_dir.exists() and not store_dir.is_dir():
         raise StoreError(f"--store {store_dir} exists and is not a folder; choose another path")
@@ -100,7 +100,7 @@ def _client(settings: Settings):
                 "`chroma run --path DIR --host 127.0.0.1 --port 8000` or unset ASSISTANT_CHROMA_URL"
             ) from None
     store_dir = Path(settings.store_dir).expanduser()
-    _check_store_dir(store_dir)
+    check_store_dir(store_dir)
     try:
         store_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -17,12 +17,13 @@ from assistant.contract import ABSTAIN_MESSAGE, Passage
 from assistant.answering import ExtractiveAnswerer
 from assistant.chunking import count_tokens
 from assistant.cli import main
-from assistant.citations import SupportScorer, check_citations, split_generated
+from assistant.citations import check_citations, split_generated
 from assistant.evaluation import run_eval, write_outputs
 from assistant.generative import NOT_IN_CORPUS, TOKENIZER_HEADROOM, fit_passages
 from assistant.llm import LLMError
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
+from assistant.support import SupportScorer
 from tests.conftest import CORPUS, ROOT
 from tests.fake_openai import FakeOpenAI, Reply
 

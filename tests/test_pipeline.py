@@ -14,7 +14,8 @@ from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, FilterError, 
                                 sentence_updates)
 from assistant.loading import load_path
 from assistant.pipeline import Assistant
-from assistant.retrieval import FUTURE_PENALTY, RECENCY_BOOST, RetrievalOptions, Retriever, apply_as_of, fuse
+from assistant.retrieval import (FUTURE_PENALTY, RECENCY_BOOST, RECENCY_HALF_LIFE_DAYS, WEEK_BOOST, WEEK_HALF_LIFE_DAYS,
+                                 RetrievalOptions, Retriever, apply_as_of, fuse)
 from assistant.text import split_sentences
 from tests.conftest import CORPUS, make_pdf
 from tests.fake_openai import FakeOpenAI
@@ -133,11 +134,11 @@ def test_weighted_fusion_scales_bm25_by_the_leader_and_gives_bm25_only_hits_the_
     assert c.score == pytest.approx(0.5 * 1.0 + 0.5 * 0.6)
 
 
-def test_as_of_demotes_articles_published_after_the_lag_and_boosts_the_newest_for_latest_questions():
+def test_as_of_demotes_later_articles_favours_the_questions_week_and_the_newest_for_latest_questions():
     as_of = "2024-05-31"
     asked = date(2024, 5, 31).toordinal()
     newest = _passage("newest", ordinal=asked + 2)  # within the 2-day publication lag: allowed
-    older = _passage("older", ordinal=asked + 2 - 14)  # one half-life older than the newest usable
+    older = _passage("older", ordinal=asked + 2 - 14)  # two week half-lives, one recency half-life older
     future = _passage("future", ordinal=asked + 3)  # after the lag: demoted
     undated = _passage("undated")
     for p in (newest, older, future, undated):
@@ -145,16 +146,18 @@ def test_as_of_demotes_articles_published_after_the_lag_and_boosts_the_newest_fo
 
     apply_as_of([newest, older, future, undated], "Who is the latest mayor?", as_of)
 
-    assert newest.score == pytest.approx(1 + RECENCY_BOOST)
-    assert older.score == pytest.approx(1 + RECENCY_BOOST * 0.5)
-    assert future.score == pytest.approx(FUTURE_PENALTY), "a demoted article is older than nothing usable"
+    assert newest.score == pytest.approx((1 + WEEK_BOOST) * (1 + RECENCY_BOOST))
+    assert older.score == pytest.approx((1 + WEEK_BOOST * 0.25) * (1 + RECENCY_BOOST * 0.5))
+    assert WEEK_HALF_LIFE_DAYS == 7 and RECENCY_HALF_LIFE_DAYS == 14  # the half-lives the figures above use
+    assert future.score == pytest.approx(FUTURE_PENALTY), "a demoted article gets no week or recency boost"
     assert undated.score == 1.0
 
-    plain = [_passage("newest", ordinal=asked), _passage("future", ordinal=asked + 30)]
+    plain = [_passage("week", ordinal=asked), _passage("future", ordinal=asked + 30)]
     for p in plain:
         p.score = 1.0
     apply_as_of(plain, "Who was elected mayor?", as_of)
-    assert [p.score for p in plain] == [1.0, pytest.approx(FUTURE_PENALTY)], "no boost without a recency word"
+    assert [p.score for p in plain] == [pytest.approx(1 + WEEK_BOOST * 0.5 ** (2 / 7)),
+                                        pytest.approx(FUTURE_PENALTY)], "the week's boost only, no recency boost"
 
 
 # ---------------------------------------------------------------- trimming, dates, filters
