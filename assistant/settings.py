@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     chat_examples: list[str] = Field(
         [
             "What job did Netflix advertise for its machine learning platform?",
-            "What percentage of actors earn under $26,000 a year?",
+            "What percentage of guild actors are paid less than $26,000 a year?",
             "Which AI job at Netflix's game studio pays up to $650,000?",
         ],
         description="Example questions shown under the chat (a JSON list in ASSISTANT_CHAT_EXAMPLES).",
