@@ -18,14 +18,10 @@ same article and sentence scoring still favours what the new question asks.
 from __future__ import annotations
 
 import re
-from typing import Protocol
-
-from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONDENSE_PROMPT_TEMPLATE
-from llama_index.core.llms import ChatMessage, MessageRole
-from llama_index.core.prompts import PromptTemplate
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol
 
 from assistant.contract import Query
-from assistant.llm import LLMClient, LLMError
 from assistant.text import CAPITALISED, STOPWORDS, count_tokens, words
 
 REFERRING = re.compile(
@@ -37,11 +33,22 @@ REFERRING = re.compile(
 MAX_TURNS = 2
 MAX_ANSWER_TERMS = 6
 OWN_TERMS_TO_STAND_ALONE = 3
-CONDENSE_PROMPT = PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
 CONDENSE_HISTORY_TURNS = 3
 CONDENSE_ANSWER_CHARS = 600
 
 History = list[tuple[str, str]]
+
+if TYPE_CHECKING:  # LlamaIndex is imported only when an LLM condenses (`assistant ask` starts faster)
+    from assistant.llm import LLMClient
+
+
+@lru_cache(maxsize=1)
+def condense_prompt():
+    """LlamaIndex's condense prompt (as ``CondensePlusContextChatEngine`` uses it)."""
+    from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONDENSE_PROMPT_TEMPLATE
+    from llama_index.core.prompts import PromptTemplate
+
+    return PromptTemplate(DEFAULT_CONDENSE_PROMPT_TEMPLATE)
 
 
 class Rewriter(Protocol):
@@ -68,6 +75,8 @@ class LLMCondenser:
         self.fallback = fallback or RuleRewriter()
 
     def rewrite(self, question: str, history: History) -> Query:
+        from assistant.llm import LLMError
+
         if not history:
             return Query(question, question, question)
         try:
@@ -88,7 +97,9 @@ class LLMCondenser:
             if count_tokens("\n".join(turn + lines)) > self.token_budget:
                 break
             lines = turn + lines
-        prompt = CONDENSE_PROMPT.format(chat_history="\n".join(lines), question=question)
+        from llama_index.core.llms import ChatMessage, MessageRole
+
+        prompt = condense_prompt().format(chat_history="\n".join(lines), question=question)
         text = self.client.complete([ChatMessage(role=MessageRole.USER, content=prompt)])
         condensed = next((line.strip(" \"'") for line in text.splitlines() if line.strip()), "")
         condensed = re.sub(r"^(standalone question|question)\s*:\s*", "", condensed, flags=re.I)

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int)
     p.add_argument("--chunk-overlap", type=int)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, help="processes that read, chunk and embed (default: ASSISTANT_INGEST_WORKERS or 1)")
 
     p = sub.add_parser("ask", help="answer a question with citations")
     p.add_argument("question")
@@ -162,7 +163,8 @@ def _existing_store(settings: Settings):
 def cmd_ingest(args) -> int:
     from assistant.pipeline import Assistant
 
-    settings = _settings(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
+    settings = _settings(args, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
+                         ingest_workers=args.workers)
     bot = Assistant(settings)
     report = bot.ingest(args.paths or None, prune=args.prune, progress=not args.quiet)
     print(terminal_safe(report.summary()))

@@ -19,6 +19,7 @@ import queue
 import sys
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -136,10 +137,11 @@ class _Reader(threading.Thread):
 
     def __init__(self, paths, settings: Settings, stored: dict[str, StoredDocument],
                  report: IngestReport, out: queue.Queue, bundled: Path | None,
-                 limits: IngestLimits | None) -> None:
+                 limits: IngestLimits | None, shard: tuple[int, int] | None = None) -> None:
         super().__init__(name="ingest-reader", daemon=True)
         self.paths, self.settings, self.stored, self.report, self.out = paths, settings, stored, report, out
         self.bundled, self.limits = bundled, limits or IngestLimits()
+        self.shard = shard  # (i, n): only documents whose id hashes to i of n (parallel ingest)
         self.by_hash = {doc.doc_hash: doc for doc in stored.values() if doc.complete}
         self.owner: dict[str, str] = {}  # doc id -> the file it was loaded from in this run
         self.kept: set[str] = set()  # ids loaded now, or whose file failed to load (kept as they were)
@@ -244,6 +246,8 @@ class _Reader(threading.Thread):
             return
         self.owner[item.doc_id] = source
         self.kept.add(item.doc_id)
+        if self.shard and not in_shard(item.doc_id, self.shard):
+            return  # another worker's document
         report.loaded[source] = report.loaded.get(source, 0) + 1
         size = sum(len(article.text) for article in item.articles)
         if size > settings.max_document_chars:
@@ -284,23 +288,36 @@ def _stamp(nodes, source: str) -> None:
             keys.append(Meta.UPDATED)
 
 
+def in_shard(doc_id: str, shard: tuple[int, int]) -> bool:
+    """Whether ``doc_id`` belongs to part ``shard[0]`` of ``shard[1]`` (stable across processes)."""
+    return zlib.crc32(doc_id.encode()) % shard[1] == shard[0]
+
+
 def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool = True,
            progress: bool | ProgressCallback = True, bundled: Path | None = None,
-           limits: IngestLimits | None = None) -> IngestReport:
+           limits: IngestLimits | None = None, workers: int = 1) -> IngestReport:
     """Bring ``store`` in line with the files and JSONL dumps under ``paths``.
 
     ``bundled``: the corpus folder, whose files keep their relative path as id (files under other
     roots get :func:`root_prefix`). ``prune``: drop documents that disappeared from a folder or dump
     that was read whole (never anything outside it). ``limits``: caps per input file (uploads).
     ``progress``: True for a bar on stderr, False for none, or a callback
-    ``(documents done, documents to write so far, note)``.
+    ``(documents done, documents to write so far, note)``. ``workers`` > 1: documents are read,
+    chunked and embedded by that many processes (one encoder each); this process alone writes.
     """
     started = time.perf_counter()
     report = IngestReport()
-    stored = store.documents()
-    encoder = encoder_for(settings)
-    batches: queue.Queue = queue.Queue(maxsize=QUEUE_BATCHES)
-    reader = _Reader(list(paths), settings, stored, report, batches, bundled, limits)
+    stored = store.manifest()
+    if workers > 1:
+        from assistant.ingest_workers import WorkerPool
+
+        reader = WorkerPool(list(paths), settings, stored, report, workers, bundled, limits)
+        encoder = None
+        batches = reader.out
+    else:
+        encoder = encoder_for(settings)
+        batches = queue.Queue(maxsize=QUEUE_BATCHES)
+        reader = _Reader(list(paths), settings, stored, report, batches, bundled, limits)
     bar = _progress_bar(progress)
     done = 0
     reader.start()
@@ -333,22 +350,31 @@ def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool 
     return report
 
 
-def _write(batch: _Batch, encoder, store: Store) -> int:
-    """Embed and upsert a batch of whole documents; then drop their stale chunks.
-    Returns how many vectors were copied rather than computed."""
-    copied = store.vectors([batch.copies[n.id_] for n in batch.nodes if n.id_ in batch.copies])
-    for node in batch.nodes:
-        vector = copied.get(batch.copies.get(node.id_, ""))
-        if vector is not None:
-            node.embedding = vector
+def embed_batch(batch: _Batch, encoder) -> None:
+    """Set the vector of every node that has none (the text with its title, as the encoder sees it)."""
     todo = [node for node in batch.nodes if node.embedding is None]
     texts = [node.get_content(metadata_mode=MetadataMode.EMBED) for node in todo]
     for node, vector in zip(todo, encoder.encode(texts) if texts else []):
         node.embedding = vector.tolist()
+
+
+def _write(batch: _Batch, encoder, store: Store) -> int:
+    """Embed (unless a worker did) and upsert a batch of whole documents; then drop their stale
+    chunks. Returns how many vectors were copied rather than computed."""
+    wanted = [batch.copies[n.id_] for n in batch.nodes if n.id_ in batch.copies and n.embedding is None]
+    copied = store.vectors(wanted) if wanted else {}
+    reused = 0
+    for node in batch.nodes:
+        vector = copied.get(batch.copies.get(node.id_, "")) if node.embedding is None else None
+        if vector is not None:
+            node.embedding = vector
+            reused += 1
+    if encoder is not None:
+        embed_batch(batch, encoder)
     store.add(batch.nodes)
     for doc_id, keep in batch.stale:
         store.delete_document(doc_id, keep_hash=keep)
-    return len(batch.nodes) - len(todo)
+    return reused
 
 
 def _progress_bar(progress):

@@ -8,14 +8,12 @@ neither key, so stores written before private uploads existed need no migration.
 A passage is visible to user U when it is not private or its owner is U. Retrieval applies this
 as a Chroma where-clause (``{"$or": [{"private": {"$ne": 1}}, {"owner": U}]}``; Chroma's
 ``$ne`` also matches chunks without the key), embedded or on a Chroma server, and to the BM25
-candidates with :func:`visible`.
+candidates in the lexical index (its ``owner`` column).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-from llama_index.core.vector_stores import FilterCondition, FilterOperator, MetadataFilter, MetadataFilters
 
 from assistant.contract import Filters, Meta
 
@@ -56,13 +54,6 @@ def visible(metadata: dict, user: str) -> bool:
     return Filters(visible_to=user).matches(metadata)
 
 
-def visibility_filter(user: str) -> MetadataFilters:
-    """The where-clause of :func:`visible` for the vector store."""
-    return MetadataFilters(filters=[MetadataFilter(key=PRIVATE_KEY, operator=FilterOperator.NE, value=1),
-                                    MetadataFilter(key=OWNER_KEY, operator=FilterOperator.EQ, value=user)],
-                           condition=FilterCondition.OR)
-
-
 def visibility_where(user: str) -> dict:
-    """The same rule as a raw Chroma where-clause (for ``collection.get``)."""
+    """The rule of :func:`visible` as a Chroma where-clause (queries and ``collection.get``)."""
     return {"$or": [{PRIVATE_KEY: {"$ne": 1}}, {OWNER_KEY: user}]}

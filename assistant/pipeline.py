@@ -13,18 +13,19 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from assistant.answering import ExtractiveAnswerer
-from assistant.chat import LLMCondenser, Rewriter, RuleRewriter
+from assistant.chat import Rewriter, RuleRewriter
 from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionError, Update
-from assistant.generative import GenerativeAnswerer
-from assistant.ingest import IngestLimits, IngestReport, ingest
-from assistant.llm import LLMClient
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
 from assistant.store import CHROMA_FILE, Store, StoreError, check_store_dir
+
+if TYPE_CHECKING:  # imported where used: `assistant ask` loads neither LlamaIndex nor the ingest path
+    from assistant.generative import GenerativeAnswerer
+    from assistant.ingest import IngestLimits, IngestReport
 
 __all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question", "ready_assistant"]
 
@@ -37,6 +38,9 @@ def extractive(settings: Settings) -> ExtractiveAnswerer:
 
 def generative(settings: Settings) -> GenerativeAnswerer:
     """An OpenAI-compatible LLM's answer, citation-checked, with the extractive one as fallback."""
+    from assistant.generative import GenerativeAnswerer
+    from assistant.llm import LLMClient
+
     return GenerativeAnswerer(LLMClient(settings), extractive(settings), settings.llm_context_window,
                               settings.llm_max_tokens, settings.citation_min_support)
 
@@ -57,6 +61,9 @@ def retrieval_options(settings: Settings) -> RetrievalOptions:
 def rewriter(settings: Settings) -> Rewriter:
     """The LLM condenses follow-ups when it answers too; otherwise the rule-based rewrite."""
     if settings.llm == "openai":
+        from assistant.chat import LLMCondenser
+        from assistant.llm import LLMClient
+
         budget = (settings.llm_context_window - settings.llm_max_tokens) // 2
         return LLMCondenser(LLMClient(settings), budget)
     return RuleRewriter()
@@ -92,8 +99,11 @@ class Assistant:
                bundled: Path | None = None, limits: IngestLimits | None = None) -> IngestReport:
         """Incrementally ingest ``paths`` (default: the corpus folder). Files under ``bundled``
         (default: the corpus folder) keep their relative path as id; others get a root prefix."""
+        from assistant.ingest import ingest
+
         return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress,
-                      bundled=bundled or self.settings.corpus_dir, limits=limits)
+                      bundled=bundled or self.settings.corpus_dir, limits=limits,
+                      workers=self.settings.ingest_workers)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:

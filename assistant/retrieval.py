@@ -1,35 +1,24 @@
 """Retrieval: dense (MiniLM in Chroma) and BM25, fused (weighted by default, or reciprocal rank fusion).
 
-The BM25 index is built from the chunks in Chroma itself and rebuilt whenever
-the store's revision changes, so it is always in sync with incremental ingests
-(also when another process ingested into a shared Chroma server). A search
+BM25 comes from the store's lexical index on disk (assistant/lexical.py), which
+ingest updates document by document and which catches up with other processes'
+or replicas' ingests by the store's revision before each search. A search
 returns everything it found as one :class:`Retrieval` value and leaves no state
 behind, so searches and ingests need no lock between them.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from llama_index.core.vector_stores import (
-    FilterCondition,
-    FilterOperator,
-    MetadataFilter,
-    MetadataFilters,
-    VectorStoreQuery,
-)
 
 from assistant.contract import Filters, Meta, Passage, date_ordinal, ranked_doc_ids
-from assistant.ownership import visibility_filter
-from assistant.store import Store, StoredChunk
+from assistant.ownership import visibility_where
+from assistant.store import Store
 from assistant.text import terms
 
-IDF_PRIOR_CHUNKS = 100
 PUBLICATION_LAG_DAYS = 2
 FUTURE_PENALTY = 0.2
 RECENCY_BOOST = 0.5
@@ -50,47 +39,17 @@ class Retrieval:
     idf: Callable[[str], float]
 
 
-def llama_filters(filters: Filters) -> MetadataFilters | None:
-    """The date-range and owner parts of ``filters`` for the vector store (the source filter is
+def chroma_where(filters: Filters) -> dict | None:
+    """The date-range and owner parts of ``filters`` as a Chroma ``where`` (the source filter is
     applied after)."""
     items = []
     if filters.since:
-        items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.GTE, value=filters.since_ordinal))
+        items.append({Meta.DATE_ORDINAL: {"$gte": filters.since_ordinal}})
     if filters.until:
-        items.append(MetadataFilter(key=Meta.DATE_ORDINAL, operator=FilterOperator.LTE, value=filters.until_ordinal))
+        items.append({Meta.DATE_ORDINAL: {"$lte": filters.until_ordinal}})
     if filters.visible_to is not None:
-        items.append(visibility_filter(filters.visible_to))
-    return MetadataFilters(filters=items, condition=FilterCondition.AND) if items else None
-
-
-class Bm25Index:
-    """bm25s over every chunk of the store, plus document frequencies for term weights."""
-
-    def __init__(self, chunks: list[StoredChunk]) -> None:
-        import bm25s
-
-        self.chunks = chunks
-        self.ids = {c.chunk_id for c in chunks}
-        self.tokens = [terms(f"{c.metadata.get(Meta.TITLE, '')}\n{c.text}") for c in chunks]
-        self.doc_freq = Counter(t for toks in self.tokens for t in set(toks))
-        self.size = max(len(chunks), 1)
-        self.model = bm25s.BM25()
-        if chunks:
-            self.model.index(self.tokens, show_progress=False)
-
-    def idf(self, term: str) -> float:
-        """Term weight for answer scoring. ``IDF_PRIOR_CHUNKS`` imaginary chunks without the term
-        keep weights meaningful in a tiny corpus (in one article every term is "common")."""
-        df = self.doc_freq.get(term, 0)
-        return math.log(1 + (self.size + IDF_PRIOR_CHUNKS - df + 0.5) / (df + 0.5))
-
-    def search(self, query_terms: list[str], k: int) -> list[tuple[int, float]]:
-        known = [t for t in query_terms if t in self.doc_freq]
-        if not known or not self.chunks:
-            return []
-        k = min(k, len(self.chunks))
-        ids, scores = self.model.retrieve([known], k=k, show_progress=False, n_threads=1)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+        items.append(visibility_where(filters.visible_to))
+    return None if not items else items[0] if len(items) == 1 else {"$and": items}
 
 
 @dataclass(frozen=True)
@@ -112,43 +71,30 @@ class Retriever:
         self.store = store
         self.options = options
         self.encoder = encoder
-        self._bm25: Bm25Index | None = None
-        self._bm25_revision: str | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def bm25(self) -> Bm25Index:
-        """The BM25 index, rebuilt when the store changed since it was built."""
-        revision = self.store.revision()
-        with self._lock:
-            if self._bm25 is None or revision != self._bm25_revision:
-                self._bm25 = Bm25Index(self.store.chunks())
-                self._bm25_revision = revision
-            return self._bm25
 
     def retrieve(self, query: str, top_k: int | None = None, filters: Filters | None = None) -> Retrieval:
         """The ``top_k`` best passages for ``query`` (best first), the ranking of documents over all
         candidates, and the term weights of the index this search used."""
         top_k = top_k or self.options.top_k
-        index = self.bm25
-        ranked = self._search(query, index, filters or Filters(), top_k)
-        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), index.idf)
+        self.store.sync_lexical()  # another process or replica may have ingested since
+        ranked = self._search(query, filters or Filters(), top_k)
+        return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.weights(terms(query)))
 
-    def _search(self, question: str, index: Bm25Index, filters: Filters, top_k: int) -> list[Passage]:
+    def _search(self, question: str, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
         candidates = max(self.options.candidates, top_k)
         fused: dict[str, Passage] = {}
-        # The last complete state: chunks an ingest is still writing (not yet in the BM25 index,
-        # which is rebuilt only once an ingest is done) are left out of the dense half too.
-        dense = [p for p in self._dense(question, candidates, filters) if p.chunk_id in index.ids]
-        for rank, passage in enumerate(dense):
+        # The last complete state: chunks an ingest is still writing (not yet in the lexical index,
+        # which takes them when the ingest is done) are left out of the dense half too.
+        dense = self._dense(question, candidates, filters)
+        known = self.store.lexical.known([p.chunk_id for p in dense])
+        for rank, passage in enumerate(p for p in dense if p.chunk_id in known):
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
         if self.options.hybrid:
-            hits = [(i, s) for i, s in index.search(terms(question), candidates * 3)
-                    if filters.matches(index.chunks[i].metadata)][:candidates]
-            for rank, (i, score) in enumerate(hits):
-                chunk = index.chunks[i]
+            found = self.store.lexical.search(terms(question), candidates * 3, visible_to=filters.visible_to)
+            hits = [(chunk, score) for chunk, score in found if filters.matches(chunk.metadata)][:candidates]
+            for rank, (chunk, score) in enumerate(hits):
                 passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
                 passage.bm25, passage.bm25_rank = score, rank
                 fused[chunk.chunk_id] = passage
@@ -160,17 +106,17 @@ class Retriever:
 
     def _dense(self, question: str, k: int, filters: Filters) -> list[Passage]:
         vector = self.encoder.encode([question])[0]
-        result = self.store.query(
-            VectorStoreQuery(query_embedding=vector.tolist(), similarity_top_k=k * (3 if filters.source else 1),
-                             filters=llama_filters(filters))
-        )
+        # Straight to the Chroma collection (not through LlamaIndex: `assistant ask` starts faster).
+        result = self.store.query(query_embeddings=[vector.tolist()], n_results=k * (3 if filters.source else 1),
+                                             where=chroma_where(filters), include=["documents", "metadatas", "distances"])
         passages = []
-        for node, similarity in zip(result.nodes, result.similarities or []):
-            passage = Passage.from_metadata(node.node_id, node.get_content(), node.metadata)
-            if not filters.matches(node.metadata):
+        for chunk_id, text, meta, distance in zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                                                  result["distances"][0]):
+            meta = meta or {}
+            if not filters.matches(meta):
                 continue
-            # ChromaVectorStore reports exp(-distance); with cosine space that gives back cos.
-            passage.dense = 1.0 + math.log(max(similarity, 1e-9))
+            passage = Passage.from_metadata(chunk_id, text or "", meta)
+            passage.dense = 1.0 - distance  # cosine space: distance = 1 - cosine
             passages.append(passage)
         return passages[:k]
 

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     store_dir: Path = Field(Path(".store"), description="Chroma PersistentClient folder.")
     chroma_url: str | None = Field(None, description="http://host:port of a Chroma server; overrides store_dir.")
     collection: str = Field("articles", description="Chroma collection name.")
+    lexical_dir: Path = Field(Path("~/.cache/assistant/lexical"), description=(
+        "Where an app replica keeps its lexical (BM25) index of a Chroma server's collection; "
+        "an embedded store keeps it beside the store."))
 
     # Chunking (cl100k_base tokens); chosen on squad2-dev with `python bench/compare.py --chunk-sizes 128,512`
     chunk_size: int = Field(128, ge=32, le=2048)
@@ -38,6 +41,7 @@ class Settings(BaseSettings):
     embed_quantize: bool = Field(False, description="int8 activations too: faster ingest, slightly different vectors.")
     model_cache_dir: Path = Field(Path("~/.cache/assistant"), description="Where the prepared ONNX model is kept.")
     ingest_batch_chunks: int = Field(256, ge=1, le=10000, description="Chunks embedded per store write.")
+    ingest_workers: int = Field(1, ge=1, le=64, description="Processes that read, chunk and embed during an ingest (one encoder each).")
 
     # Retrieval
     top_k: int = Field(5, ge=1, le=MAX_TOP_K, description="Passages handed to the answerer and shown as sources.")

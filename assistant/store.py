@@ -9,20 +9,24 @@ and lets an interrupted ingest be finished without duplicates or orphans.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import chromadb
 from chromadb.config import Settings as ChromaSettings
-from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from assistant.contract import Meta
 from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
+from assistant.lexical import IndexedChunk, LexicalIndex, index_path
 from assistant.settings import Settings
 
 GET_PAGE = 5000
 FALLBACK_MAX_BATCH = 5000
+LEXICAL_CHECK_S = 1.0  # a process looks at the collection's revision at most this often (two requests)
 
 
 class StoreError(RuntimeError):
@@ -130,6 +134,7 @@ class Store:
         if preload:
             preload_encoder(settings)
         self._connect(self._open_collection(create=True))
+        self._open_lexical()
 
     def _open_collection(self, create: bool):
         settings = self.settings
@@ -147,9 +152,21 @@ class Store:
                 raise StoreError(f"cannot open the Chroma collection at {self.location} ({exc})") from None
             raise StoreError(damaged_message(self.location, exc)) from None
 
+    def _open_lexical(self) -> None:
+        settings = self.settings
+        path = index_path(settings.store_dir, settings.chroma_url, settings.collection, settings.lexical_dir)
+        try:
+            self.lexical = LexicalIndex(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the lexical index {path} ({exc}); "
+                             "set ASSISTANT_LEXICAL_DIR to a writable folder") from None
+        self._checked = float("-inf")
+        self._pending: list[tuple[str, object]] = []  # writes the lexical index takes at bump_revision
+        self.sync_lexical(force=True)
+
     def _connect(self, collection) -> None:
         self.collection = collection
-        self.vector_store = ChromaVectorStore(chroma_collection=collection)
+        self._vector_store = None
 
     def refresh(self, create: bool = False):
         """The collection as it is now: reconnects when it was deleted and re-created (on a server,
@@ -163,15 +180,24 @@ class Store:
     def location(self) -> str:
         return self.settings.chroma_url or str(self.settings.store_dir)
 
-    def query(self, query):
-        """A vector query (LlamaIndex ``VectorStoreQuery``); follows a re-created collection."""
+    def query(self, **kwargs) -> dict:
+        """A Chroma vector query (``collection.query`` arguments); follows a re-created collection."""
         try:
-            return self.vector_store.query(query)
+            return self.collection.query(**kwargs)
         except Exception as exc:
             if "does not exist" not in str(exc):
                 raise
             self.refresh()  # StoreError when the collection is gone for good
-            return self.vector_store.query(query)
+            return self.collection.query(**kwargs)
+
+    @property
+    def vector_store(self):
+        """LlamaIndex's view of the collection, for writing nodes (imported only by ingest)."""
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        if getattr(self, "_vector_store", None) is None:
+            self._vector_store = ChromaVectorStore(chroma_collection=self.collection)
+        return self._vector_store
 
     def count(self) -> int:
         return self.collection.count()
@@ -183,7 +209,27 @@ class Store:
         return f"{collection.id}:{(collection.metadata or {}).get('revision', '')}"
 
     def bump_revision(self) -> None:
-        self.collection.modify(metadata={"revision": uuid.uuid4().hex})
+        """Mark the collection changed once an ingest is complete: the lexical index takes this
+        process's writes in one go, then other processes and replicas resync theirs."""
+        with self._in_step():
+            pending, self._pending = self._pending, []
+            for kind, payload in pending:
+                if kind == "add":
+                    self.lexical.add(payload)
+                else:
+                    self.lexical.remove_document(*payload)
+            self.collection.modify(metadata={"revision": uuid.uuid4().hex})
+
+    def sync_lexical(self, force: bool = False) -> None:
+        """Bring the lexical index in step with the collection (nothing to do when the revision is
+        the one it last matched; otherwise one pass over the chunk ids plus the changed chunks).
+
+        Unless ``force``, at most once a second."""
+        now = time.monotonic()
+        if not force and now - self._checked < LEXICAL_CHECK_S:
+            return
+        self._checked = now
+        self.lexical.sync(self)
 
     def _get_all(self, include: list[str], where: dict | None = None) -> dict:
         result = {"ids": [], "metadatas": [], "documents": []}
@@ -199,7 +245,8 @@ class Store:
             offset += GET_PAGE
 
     def documents(self) -> dict[str, StoredDocument]:
-        """Every document in the store with its hash, origin and chunk counts."""
+        """Every document in the store with its hash, origin, chunk counts, title, source, pages and
+        date (one pass over every chunk's metadata: for listing; ingest reads :meth:`manifest`)."""
         self.refresh(create=True)
         docs: dict[str, StoredDocument] = {}
         for meta in self._get_all(["metadatas"])["metadatas"]:
@@ -220,9 +267,37 @@ class Store:
             entry.updated = max(entry.updated, str(meta.get(Meta.UPDATED) or ""))
         return docs
 
+    def manifest(self) -> dict[str, StoredDocument]:
+        """Every document with its hash, origin and chunk counts (what ingest compares), read from
+        the lexical index once it matches the collection: no pass over every chunk. After an
+        ingest that stopped part-way (the collection holds chunks the index does not take until an
+        ingest completes), the pass over the collection's metadata instead."""
+        self.refresh(create=True)
+        self.sync_lexical(force=True)
+        if self.lexical.size != self.count():
+            return self.documents()
+        docs: dict[str, StoredDocument] = {}
+        for doc_id, doc_hash, origin, chunks, expected in self.lexical.documents():
+            entry = docs.get(doc_id)
+            if entry is None:
+                entry = docs[doc_id] = StoredDocument(doc_id, doc_hash, origin, 0, expected, set())
+            entry.chunks += chunks
+            entry.hashes.add(doc_hash)
+        return docs
+
     def chunks(self) -> list[StoredChunk]:
         """All chunks with their text and metadata."""
         data = self._get_all(["documents", "metadatas"])
+        return [StoredChunk(i, t or "", m or {}) for i, t, m in
+                zip(data["ids"], data["documents"], data["metadatas"])]
+
+    def chunk_ids(self) -> list[str]:
+        """Every chunk id in the collection (no text, no metadata: what a lexical sync compares)."""
+        return self._get_all([])["ids"]
+
+    def chunks_by_id(self, ids) -> list[StoredChunk]:
+        """The chunks with these ids (those still there), with text and metadata."""
+        data = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
         return [StoredChunk(i, t or "", m or {}) for i, t, m in
                 zip(data["ids"], data["documents"], data["metadatas"])]
 
@@ -235,10 +310,13 @@ class Store:
 
     def add(self, nodes) -> None:
         """Upsert embedded nodes in writes of at most :meth:`max_batch` records (ids are
-        deterministic, so repeating is harmless)."""
+        deterministic, so repeating is harmless). The lexical index gets them at
+        :meth:`bump_revision`, once the ingest is complete: questions keep the last complete state."""
         size = self.max_batch()
         for start in range(0, len(nodes), size):
-            self.vector_store.add(nodes[start:start + size])
+            batch = nodes[start:start + size]
+            self.vector_store.add(batch)
+            self._pending.append(("add", [IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in batch]))
 
     def vectors(self, chunk_ids: list[str]) -> dict[str, list[float]]:
         """The stored vectors of these chunks (those that exist), to copy under new ids."""
@@ -250,8 +328,20 @@ class Store:
         return found
 
     def delete_document(self, doc_id: str, keep_hash: str | None = None) -> None:
-        """Remove a document's chunks (all, or all but those of ``keep_hash``)."""
+        """Remove a document's chunks (all, or all but those of ``keep_hash``); from the lexical
+        index at :meth:`bump_revision` (until then a search still finds them there)."""
         if keep_hash is None:
             self.collection.delete(where={Meta.DOC_ID: doc_id})
         else:
             self.collection.delete(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.DOC_HASH: {"$ne": keep_hash}}]})
+        self._pending.append(("remove", (doc_id, keep_hash)))
+
+    @contextmanager
+    def _in_step(self):
+        """Around a write to both halves: when the index matched the collection before, and holds as
+        many chunks after, it still matches (no resync of this process's own writes, here or in
+        other processes sharing an embedded store's index)."""
+        matched = self.lexical.revision == self.revision()
+        yield
+        if matched and self.lexical.size == self.collection.count():
+            self.lexical.mark_synced(self.revision())

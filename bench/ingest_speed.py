@@ -3,6 +3,7 @@
     python bench/ingest_speed.py                 # ~300 chunks of ~256 tokens, both paths, ratio
     python bench/ingest_speed.py --sweep         # also the encoder alone: model variant, batch, threads
     python bench/ingest_speed.py --quantize      # also our pipeline with ASSISTANT_EMBED_QUANTIZE=true
+    python bench/ingest_speed.py --workers 2     # also our pipeline with `assistant ingest --workers 2`
 
 Ours: ``assistant.ingest.ingest`` into a fresh embedded Chroma store (load, hash, chunk in a reader
 thread, embed with the prepared model in length-sorted batches, write). Plain LlamaIndex:
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -28,15 +30,20 @@ from assistant.settings import Settings
 MINILM_GFLOP_PER_256 = 5.7  # 6 layers x 256 tokens x ~21 MFLOP/token (+ attention)
 
 
-def run_ours(jsonl: Path, base: Path, chunking: dict, **overrides) -> dict:
+def run_ours(jsonl: Path, base: Path, chunking: dict, workers: int = 1, **overrides) -> dict:
     from assistant.ingest import ingest
     from assistant.store import Store
 
     settings = Settings(store_dir=base / f"ours-{time.monotonic_ns()}", **chunking, **overrides)
     store = Store(settings)  # opens the store and loads (or prepares) the model, outside the timing
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_before = before.ru_utime + before.ru_stime
     wall, cpu = time.perf_counter(), time.process_time()
-    report = ingest([jsonl], store, settings, progress=False)
-    return {"chunks": report.chunks_added, "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+    report = ingest([jsonl], store, settings, progress=False, workers=workers)
+    # with workers the embedding runs in child processes: their CPU time is added once they ended
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = time.process_time() - cpu + (children.ru_utime + children.ru_stime - children_before if workers > 1 else 0)
+    return {"chunks": report.chunks_added, "wall": time.perf_counter() - wall, "cpu": cpu}
 
 
 def run_llamaindex(jsonl: Path, base: Path, chunking: dict) -> dict:
@@ -141,6 +148,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=60, help="articles of ~1,200 tokens (~5 chunks each)")
     parser.add_argument("--repeat", type=int, default=1, help="alternate the two paths this many times; best run")
     parser.add_argument("--quantize", action="store_true", help="also run ours with embed_quantize")
+    parser.add_argument("--workers", type=int, default=1, help="also run ours with this many ingest workers")
     parser.add_argument("--sweep", action="store_true", help="also time the encoder alone in several configurations")
     parser.add_argument("--sweep-chunks", type=int, default=64)
     parser.add_argument("--chunk-size", type=int, default=256, help="cl100k tokens (the issue's unit: 256)")
@@ -155,10 +163,14 @@ def main() -> None:
         chunks, tokens, pieces = chunk_stats(jsonl, chunking)
         print(f"corpus: {args.articles} articles -> {chunks} chunks, mean {tokens:.0f} cl100k tokens "
               f"= {pieces:.0f} MiniLM word pieces per chunk")
-        runs: dict[str, list[dict]] = {"ours": [], "llamaindex": [], "ours, embed_quantize": []}
+        with_workers = f"ours, --workers {args.workers}"
+        runs: dict[str, list[dict]] = {"ours": [], "llamaindex": [], "ours, embed_quantize": [], with_workers: []}
         for i in range(args.repeat):
             log(f"round {i + 1}: ours"); runs["ours"].append(run_ours(jsonl, base, chunking))
             log(f"round {i + 1}: plain LlamaIndex"); runs["llamaindex"].append(run_llamaindex(jsonl, base, chunking))
+            if args.workers > 1:
+                log(f"round {i + 1}: {with_workers}")
+                runs[with_workers].append(run_ours(jsonl, base, chunking, workers=args.workers))
             if args.quantize:
                 log(f"round {i + 1}: ours, quantised")
                 runs["ours, embed_quantize"].append(run_ours(jsonl, base, chunking, embed_quantize=True))
@@ -177,6 +189,9 @@ def main() -> None:
         if "ours, embed_quantize" in best:
             print(f"  ours with embed_quantize / plain LlamaIndex: "
                   f"{best['ours, embed_quantize'] / best['llamaindex']:.2f}x")
+        if with_workers in best:
+            print(f"  ours with --workers {args.workers} / ours with 1: {best[with_workers] / best['ours']:.2f}x "
+                  f"(wall time; both alternate in the same run)")
         if args.sweep:
             sweep(jsonl, args.sweep_chunks, chunking)
 

@@ -27,7 +27,8 @@ TEST_CHROMA_URL = os.environ.get("ASSISTANT_TEST_CHROMA_URL") or None
 def store_backend(folder: Path) -> dict:
     """Settings fields for a private store: ``folder`` embedded, or a new collection on the test server."""
     if TEST_CHROMA_URL:
-        return {"chroma_url": TEST_CHROMA_URL, "collection": f"test-{uuid.uuid4().hex[:16]}"}
+        return {"chroma_url": TEST_CHROMA_URL, "collection": f"test-{uuid.uuid4().hex[:16]}",
+                "lexical_dir": folder.parent / f"{folder.name}-lexical"}
     return {"store_dir": folder}
 
 

@@ -261,8 +261,8 @@ def _reversed_retrieval(monkeypatch):
     """Degrade the retriever on purpose: hand the answerer the worst candidates instead of the best."""
     original = Retriever._search
 
-    def worst_first(self, question, index, filters, top_k):
-        return original(self, question, index, filters, top_k)[::-1]
+    def worst_first(self, question, filters, top_k):
+        return original(self, question, filters, top_k)[::-1]
 
     monkeypatch.setattr(Retriever, "_search", worst_first)
 
