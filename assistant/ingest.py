@@ -295,23 +295,22 @@ def in_shard(doc_id: str, shard: tuple[int, int]) -> bool:
 
 def ingest(paths: Iterable[Path], store: Store, settings: Settings, prune: bool = True,
            progress: bool | ProgressCallback = True, bundled: Path | None = None,
-           limits: IngestLimits | None = None, workers: int = 1) -> IngestReport:
+           limits: IngestLimits | None = None, pool: Callable | None = None) -> IngestReport:
     """Bring ``store`` in line with the files and JSONL dumps under ``paths``.
 
     ``bundled``: the corpus folder, whose files keep their relative path as id (files under other
     roots get :func:`root_prefix`). ``prune``: drop documents that disappeared from a folder or dump
     that was read whole (never anything outside it). ``limits``: caps per input file (uploads).
     ``progress``: True for a bar on stderr, False for none, or a callback
-    ``(documents done, documents to write so far, note)``. ``workers`` > 1: documents are read,
-    chunked and embedded by that many processes (one encoder each); this process alone writes.
+    ``(documents done, documents to write so far, note)``. ``pool``: a parallel reader in place of
+    the reader thread (``functools.partial(WorkerPool, workers=N)`` of assistant/ingest_workers.py:
+    documents read, chunked and embedded by N processes, one encoder each); this process alone writes.
     """
     started = time.perf_counter()
     report = IngestReport()
     stored = store.manifest()
-    if workers > 1:
-        from assistant.ingest_workers import WorkerPool
-
-        reader = WorkerPool(list(paths), settings, stored, report, workers, bundled, limits)
+    if pool is not None:
+        reader = pool(list(paths), settings, stored, report, bundled=bundled, limits=limits)
         encoder = None
         batches = reader.out
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -101,9 +102,13 @@ class Assistant:
         (default: the corpus folder) keep their relative path as id; others get a root prefix."""
         from assistant.ingest import ingest
 
+        pool = None
+        if self.settings.ingest_workers > 1:
+            from assistant.ingest_workers import WorkerPool
+
+            pool = partial(WorkerPool, workers=self.settings.ingest_workers)
         return ingest(paths or [self.settings.corpus_dir], self.store, self.settings, prune, progress,
-                      bundled=bundled or self.settings.corpus_dir, limits=limits,
-                      workers=self.settings.ingest_workers)
+                      bundled=bundled or self.settings.corpus_dir, limits=limits, pool=pool)
 
     def ask(self, question: str, top_k: int | None = None, filters: Filters | None = None,
             history: list[tuple[str, str]] | None = None) -> Answer:

@@ -31,7 +31,10 @@ MINILM_GFLOP_PER_256 = 5.7  # 6 layers x 256 tokens x ~21 MFLOP/token (+ attenti
 
 
 def run_ours(jsonl: Path, base: Path, chunking: dict, workers: int = 1, **overrides) -> dict:
+    from functools import partial
+
     from assistant.ingest import ingest
+    from assistant.ingest_workers import WorkerPool
     from assistant.store import Store
 
     settings = Settings(store_dir=base / f"ours-{time.monotonic_ns()}", **chunking, **overrides)
@@ -39,7 +42,8 @@ def run_ours(jsonl: Path, base: Path, chunking: dict, workers: int = 1, **overri
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     children_before = before.ru_utime + before.ru_stime
     wall, cpu = time.perf_counter(), time.process_time()
-    report = ingest([jsonl], store, settings, progress=False, workers=workers)
+    pool = partial(WorkerPool, workers=workers) if workers > 1 else None
+    report = ingest([jsonl], store, settings, progress=False, pool=pool)
     # with workers the embedding runs in child processes: their CPU time is added once they ended
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = time.process_time() - cpu + (children.ru_utime + children.ru_stime - children_before if workers > 1 else 0)
