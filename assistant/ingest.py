@@ -70,7 +70,7 @@ class IngestReport:
             f"chunks written {self.chunks_added}, in store {self.chunks_total} "
             f"({self.seconds:.1f} s{rate})"
         ]
-        lines += [f"skipped {problem}" for problem in self.failed]
+        lines += [str(problem) for problem in self.failed]  # each reason ends with "; skipped"
         lines += [f"warning {warning}" for warning in self.warnings]
         return "\n".join(lines)
 

@@ -104,8 +104,8 @@ def test_a_jsonl_id_owned_by_another_source_is_refused_with_one_line(workdir, se
     ]) + "\n")
     result = cli("ingest", str(dump), *store, "--quiet", cwd=workdir)
     assert result.returncode == 0
-    refused = [line for line in result.stdout.splitlines() if line.startswith("skipped")]
-    assert refused == ["skipped dump.jsonl: id 'netflix-ai-job-ad.md' already belongs to a document from "
+    refused = [line for line in result.stdout.splitlines() if line.endswith("skipped")]
+    assert refused == ["dump.jsonl: id 'netflix-ai-job-ad.md' already belongs to a document from "
                        f"{corpus_dir.resolve()}; give it another id; skipped"]
 
     second = workdir / "later.jsonl"

@@ -41,7 +41,7 @@ def test_serve_refuses_to_start_with_an_empty_store_and_nothing_to_ingest(tmp_pa
     (tmp_path / "corpus" / "empty.txt").write_text("")
     result = cli("serve", "--port", "1", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "skipped empty.txt: empty file; skipped" in result.stderr  # the ingest's own summary, then:
+    assert "empty.txt: empty file; skipped" in result.stderr  # the ingest's own summary, then:
     assert result.stderr.strip().splitlines()[-1].startswith(
         "error: nothing to ask about: no document could be ingested from corpus")
 
