@@ -9,6 +9,7 @@ behind, so searches and ingests need no lock between them.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,6 +72,8 @@ class Retriever:
         self.store = store
         self.options = options
         self.encoder = encoder
+        # BM25 runs beside the dense half (SQLite and ONNX Runtime both release the GIL).
+        self._lexical_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bm25")
 
     def retrieve(self, query: str, top_k: int | None = None, filters: Filters | None = None) -> Retrieval:
         """The ``top_k`` best passages for ``query`` (best first), the ranking of documents over all
@@ -86,13 +89,15 @@ class Retriever:
         fused: dict[str, Passage] = {}
         # The last complete state: chunks an ingest is still writing (not yet in the lexical index,
         # which takes them when the ingest is done) are left out of the dense half too.
+        lexical = (self._lexical_thread.submit(self.store.lexical.search, terms(question), candidates * 3,
+                                               visible_to=filters.visible_to) if self.options.hybrid else None)
         dense = self._dense(question, candidates, filters)
         known = self.store.lexical.known([p.chunk_id for p in dense])
         for rank, passage in enumerate(p for p in dense if p.chunk_id in known):
             passage.dense_rank = rank
             fused[passage.chunk_id] = passage
-        if self.options.hybrid:
-            found = self.store.lexical.search(terms(question), candidates * 3, visible_to=filters.visible_to)
+        if lexical is not None:
+            found = lexical.result()
             hits = [(chunk, score) for chunk, score in found if filters.matches(chunk.metadata)][:candidates]
             for rank, (chunk, score) in enumerate(hits):
                 passage = fused.get(chunk.chunk_id) or Passage.from_metadata(chunk.chunk_id, chunk.text, chunk.metadata)
