@@ -44,7 +44,7 @@ from assistant.support import SupportScorer  # noqa: E402
 from assistant.text import terms  # noqa: E402
 from tests.replies import ModelReply, load_replies  # noqa: E402
 
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.1), 1))
 THRESHOLDS = np.round(np.arange(0.40, 0.95, 0.0025), 4)
 
 
@@ -57,8 +57,8 @@ def corpus_idf(replies: list[ModelReply]):
     return lambda term: math.log(1 + (n - df.get(term, 0) + 0.5) / (df.get(term, 0) + 0.5))
 
 
-def supports(replies: list[ModelReply]) -> list[list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray]]]:
-    """Per reply, per sentence: (markers, lexical, dense, gated) over the reply's passages."""
+def supports(replies: list[ModelReply]) -> list[list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
+    """Per reply, per sentence: (markers, lexical, coverage, dense, gated) over the reply's passages."""
     encoder = get_encoder()
     cache: dict[str, np.ndarray] = {}
 
@@ -74,16 +74,17 @@ def supports(replies: list[ModelReply]) -> list[list[tuple[list[int], np.ndarray
         sentences = split_generated(reply.reply)
         rows = scorer.score([s.claim for s in sentences], [p.text for p in reply.passages],
                             [p.title for p in reply.passages])
-        out.append([(s.markers, np.array([x.lexical for x in row]), np.array([x.dense for x in row]),
-                     np.array([not x.missing for x in row])) for s, row in zip(sentences, rows)])
+        out.append([(s.markers, np.array([x.lexical for x in row]), np.array([x.coverage for x in row]),
+                     np.array([x.dense for x in row]), np.array([not x.missing for x in row]))
+                    for s, row in zip(sentences, rows)])
     return out
 
 
 def outcome(reply: ModelReply, sentences, weight: float, threshold: float) -> bool:
     """Correct reply: shown with a supporting citation. Wrong reply: shown (which must never happen)."""
     shown_any, cited_ok, wrong_cited = False, True, False
-    for markers, lexical, dense, gated in sentences:
-        score = np.where(gated, np.maximum(lexical, weight * lexical + (1 - weight) * dense), 0.0)
+    for markers, lexical, coverage, dense, gated in sentences:
+        score = np.where(gated, np.maximum(lexical, weight * coverage + (1 - weight) * dense), 0.0)
         cited = [n - 1 for n in markers if 1 <= n <= len(score)]
         kept = [j for j in cited if score[j] >= threshold]
         if not kept and score.max() >= threshold:

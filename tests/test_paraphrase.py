@@ -109,16 +109,17 @@ CORRECT = [
     ("Who represents the studios in the negotiations?",
      "The studios are represented in the talks by the Alliance of Motion Picture and Television Producers, "
      "known as the AMPTP [{n}].", "(AMPTP)", ["AMPTP"]),
-    pytest.param(
-     "What is the most contentious topic in the negotiations?",
+    ("What is the most contentious topic in the negotiations?",
      "The most contested issue in the negotiations is the use of AI to write scripts, create actor likenesses "
-     "or cut the cost of creative work [{n}].", "contentious", ["write scripts"],
-     # support 0.707 against the fitted threshold 0.711: MiniLM rates "contested issue" / "contentious
-     # topic" and the reworded list below what the fit half needs to keep a same-topic claim out
-     marks=pytest.mark.xfail(strict=True, reason="scores just under the fitted threshold (README)")),
-    ("Is this the first joint strike of actors and writers?",
+     "or cut the cost of creative work [{n}].", "contentious", ["write scripts"]),
+    pytest.param(
+     "Is this the first joint strike of actors and writers?",
      "It is the first time since the 1960s that actors and writers have struck together [{n}].",
-     "1960s", ["1960s"]),
+     "1960s", ["1960s"],
+     # support 0.728 against the fitted 0.764: the cited chunk begins "It's the first joint strike since
+     # the 1960s"; who struck ("The writers went on strike in May, with many popular actors ...") is the
+     # last sentence of the chunk before it, and MiniLM puts the claim at 0.56 to its best window
+     marks=pytest.mark.xfail(strict=True, reason="joins a sentence across a chunk border (README)")),
     ("What other AI job is Netflix hiring for?",
      "Netflix is also hiring a technical director for generative AI at its game studio, paying up to "
      "$650,000 a year [{n}].", "$650,000", ["$650,000"]),
@@ -195,12 +196,10 @@ def test_held_out_model_like_replies_correct_ones_shown_wrong_facts_never(seeded
             wrong_facts.append(reply.id)
         elif numbers & set(reply.never_cited):
             wrong_citations.append(reply.id)
-    assert len(shown) >= 30 and sum(shown) / len(shown) >= 0.95
-    assert len([r for r in replies if r.label == "wrong"]) >= 30
+    assert len(shown) >= 40 and sum(shown) / len(shown) >= 0.95
+    assert len([r for r in replies if r.label == "wrong"]) >= 40
     assert wrong_facts == [], "a wrong number, name or date reached the user"
-    # A right fact cited to a paragraph on the same subject that does not state it: the held-out half
-    # has one the check still lets through (bench/citation_threshold.py; README, "Support check").
-    assert len(wrong_citations) <= 1, wrong_citations
+    assert wrong_citations == [], "a right fact was cited to a passage that does not state it"
 
 
 class Abstaining:
