@@ -14,9 +14,11 @@ import pytest
 
 from assistant.cli import main
 from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Query
+from assistant.embedding import get_encoder
 from assistant.facts import PassageFacts, claim_facts, missing_facts
 from assistant.generative import UNVERIFIED_MESSAGE, GenerativeAnswerer
 from assistant.llm import LLMClient
+from assistant.support import SupportScorer, word_match
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.replies import load_replies
 from tests.test_generative import citing, llm_bot, markers, prompt_of
@@ -78,6 +80,17 @@ def test_names_match_across_case_punctuation_possessives_and_initials():
     assert not states("It was George Simon.", passage)
 
 
+def test_hyphenated_names_match_their_parts_and_names_joined_by_connectors_match_part_by_part():
+    passage = ("The UCLA Bruins and the USC Trojans both field teams in NCAA Division I in the Pac-12 Conference. "
+               "John Schmitt and Ben Zipperer (2006) of the CEPR point to the decline of union membership.")
+    assert states("They play in the Pac 12 Conference.", passage)
+    assert states("They play in the Pac-12.", passage)
+    assert states("Schmitt and Zipperer of the Center for Economic and Policy Research blamed unions' decline.",
+                  passage), "two names and an expansion, joined by connectors"
+    assert not states("Schmitt and Zipperer of the Center for American Progress blamed unions' decline.", passage)
+    assert not states("The UCLA Bruins and the Stanford Cardinal play in the Pac-12.", passage)
+
+
 def test_acronyms_match_their_expansion_both_ways():
     passage = ("Talks between the Alliance of Motion Picture and Television Producers (AMPTP) and Sag. "
                "The Federal Communications Commission decided. MSPs vote at 5 pm.")
@@ -94,6 +107,16 @@ def test_an_extra_name_is_a_missing_fact_and_the_first_word_alone_is_not_a_name(
                                           PassageFacts(passage))] == ["George Clooney and Brad Pitt"]
     assert states("Joblessness is not mentioned, but Tom Cruise joined.", passage)
     assert [f.kind for f in claim_facts("HBO advertised the job.")] == ["name"], "an acronym opening a sentence"
+
+
+def test_a_synonym_counts_toward_coverage_and_a_word_the_passage_has_nothing_like_does_not():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    passage = "The use of AI has been the most contentious topic in the negotiations with the studios."
+    (synonym,), (unrelated,) = scorer.score(["AI is the most contested issue in the negotiations.",
+                                             "AI is the most profitable crop in the negotiations."], [passage])
+    assert synonym.lexical < synonym.coverage < 1.0, "contested / contentious, issue / topic count in part"
+    assert unrelated.coverage < synonym.coverage and unrelated.score < synonym.score
+    assert word_match(0.2) == 0.0 and word_match(0.8) == 1.0 and 0.0 < word_match(0.5) < 1.0
 
 
 # ---------------------------------------------------------------- the issue's cases, real pipeline
