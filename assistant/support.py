@@ -13,7 +13,11 @@ content word the passage lacks still counts by how close MiniLM puts it to the p
 like counts nothing), so that a claim whose key content is not in the passage scores low however
 close its topic is; ``dense``: MiniLM cosine between the claim and the passage window closest to it:
 a clause, a sentence, or two or three consecutive sentences (a claim that joins two sentences
-matches their window). ``w`` and the threshold
+matches their window). A chunk border is an artifact of chunking: given the chunk before the passage
+(the citation check passes it when the model was shown it too), that chunk's last sentence lends the
+passage its words and starts windows with the passage's first sentences ("The writers went on strike
+... | It's the first joint strike since the 1960s"); the facts and the quote stay the passage's own.
+``w`` and the threshold
 (``Settings.citation_min_support``) are chosen by ``bench/citation_threshold.py`` on one half of
 the model-like replies in ``tests/fixtures/generated_replies.jsonl`` and reported on the other.
 The dense part depends on the embedding vectors: refit when they change.
@@ -102,18 +106,23 @@ class SupportScorer:
         return {t: (typical if w >= unseen and t not in fact_terms else w) for t, w in weights.items()}
 
     def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
-              decide_at: float | None = None) -> list[list[Support]]:
+              decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]:
         """``result[i][j]``: the support of passage ``j`` (its title counts as evidence) for claim ``i``.
 
         With ``decide_at`` (a threshold), embeddings are computed only where they can move a score
-        across it; elsewhere ``dense`` is 0 and the score is the lexical one.
+        across it; elsewhere ``dense`` is 0 and the score is the lexical one. ``before[j]``: the text
+        just before passage ``j`` in its document ("" when unknown); its last sentence lends the
+        passage its words and windows (never facts, never the quote).
         """
         if not claims or not passages:
             return [[] for _ in claims]
         titles = titles or [""] * len(passages)
+        leads = [last_sentence(b) for b in (before or [""] * len(passages))]
+        offsets = [len(lead) + 1 if lead else 0 for lead in leads]
+        evidence = [PassageFacts(p, t) for p, t in zip(passages, titles)]  # the facts: the passage's own
+        passages = [f"{lead}\n{p}" if lead else p for lead, p in zip(leads, passages)]
         spans = [split_sentences(p) or [(0, len(p))] for p in passages]
-        windows = [passage_windows(p, s) for p, s in zip(passages, spans)]
-        evidence = [PassageFacts(p, t) for p, t in zip(passages, titles)]
+        windows = [passage_windows(p, s, skip=int(bool(lead))) for p, s, lead in zip(passages, spans, leads)]
         passage_terms = [set(terms(f"{t}\n{p}")) for p, t in zip(passages, titles)]
 
         facts = [claim_facts(c) for c in claims]
@@ -181,7 +190,7 @@ class SupportScorer:
                             - WINDOW_QUOTE_PENALTY * (window.last - window.first))
 
                 best = passage_windows_[max(range(len(passage_windows_)), key=quote_value)]
-                quote = (spans[j][best.first][0], spans[j][best.last][1])
+                quote = (max(spans[j][best.first][0] - offsets[j], 0), spans[j][best.last][1] - offsets[j])
                 n_facts = len(facts[i])
                 row.append(Support(score, float(lexical[i, j]), dense, cover,
                                    len(missing[i][j]) / n_facts if n_facts else 0.0, quote, missing[i][j]))
@@ -247,13 +256,21 @@ def terms(text: str) -> list[str]:
 _IRREGULAR_STEMS = dict(zip(_stemmer().stemWords(list(IRREGULAR)), _stemmer().stemWords(list(IRREGULAR.values()))))
 
 
-def passage_windows(passage: str, spans: list[tuple[int, int]]) -> list[Window]:
-    """Each sentence with its clauses, and each run of two to ``MAX_WINDOW_SENTENCES`` sentences."""
-    out = [Window(k, k, clause) for k, (a, b) in enumerate(spans) for clause in clause_windows(passage[a:b])]
+def passage_windows(passage: str, spans: list[tuple[int, int]], skip: int = 0) -> list[Window]:
+    """Each sentence with its clauses, and each run of two to ``MAX_WINDOW_SENTENCES`` sentences;
+    the first ``skip`` sentences (a lead from the chunk before) only as the start of a run."""
+    out = [Window(k, k, clause) for k, (a, b) in enumerate(spans) if k >= skip
+           for clause in clause_windows(passage[a:b])]
     for size in range(2, MAX_WINDOW_SENTENCES + 1):
         out.extend(Window(k, k + size - 1, passage[spans[k][0]:spans[k + size - 1][1]])
-                   for k in range(len(spans) - size + 1))
+                   for k in range(len(spans) - size + 1) if k + size - 1 >= skip)
     return out
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence of ``text`` ("" for none)."""
+    spans = split_sentences(text)
+    return text[spans[-1][0]:spans[-1][1]] if spans else ""
 
 
 def claim_parts(claim: str) -> list[str]:

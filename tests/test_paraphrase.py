@@ -13,11 +13,13 @@ import json
 import pytest
 
 from assistant.cli import main
-from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Query
+from assistant.citations import check_citations
+from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Meta, Passage, Query
 from assistant.embedding import get_encoder
 from assistant.facts import PassageFacts, claim_facts, missing_facts
 from assistant.generative import UNVERIFIED_MESSAGE, GenerativeAnswerer
 from assistant.llm import LLMClient
+from assistant.settings import Settings
 from assistant.support import SupportScorer, word_match
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.replies import load_replies
@@ -119,6 +121,43 @@ def test_a_synonym_counts_toward_coverage_and_a_word_the_passage_has_nothing_lik
     assert word_match(0.2) == 0.0 and word_match(0.8) == 1.0 and 0.0 < word_match(0.5) < 1.0
 
 
+# ---------------------------------------------------------------- across a chunk border
+
+
+def chunk(index: int, text: str, doc_id: str = "walkout.md") -> Passage:
+    return Passage(f"{doc_id}::0123456789ab::0:{index}", doc_id, text, extra={Meta.CHUNK_INDEX: index})
+
+
+BEFORE = chunk(0, "The hospital's budget was cut again this year. The nurses walked out on 3 March, and the "
+                  "junior doctors joined them a week later.")
+CITED = chunk(1, "It is the first joint walkout since 1982 and has already closed three wards.\n\n"
+                 "The health board says talks will resume.")
+MIN_SUPPORT = Settings().citation_min_support
+
+
+def test_a_claim_whose_subject_is_in_the_sentence_before_a_chunk_border_is_supported():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    claim = "The nurses and junior doctors are holding their first joint walkout since 1982 [1]."
+
+    text, [citation], check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
+    assert check.kept == 1 and text.endswith("[1]") and citation.chunk_id == CITED.chunk_id
+    assert citation.quote in CITED.text, "the quote is the cited passage's own"
+    # the model was not shown the chunk before it, or the chunk before has another document's index
+    assert check_citations(claim, [CITED], scorer, MIN_SUPPORT)[2].kept == 0
+    other = chunk(0, BEFORE.text, doc_id="another.md")
+    assert check_citations(claim, [CITED, other], scorer, MIN_SUPPORT)[2].kept == 0
+
+
+def test_a_number_only_in_the_neighbouring_chunk_does_not_count_for_the_cited_one():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    claim = "The junior doctors joined the walkout on 3 March, the first joint walkout since 1982 [1]."
+
+    text, citations, check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
+    assert (text, citations, check.kept) == ("", [], 0)
+    [support] = scorer.score([claim], [CITED.text], before=[BEFORE.text])[0]
+    assert support.score == 0.0 and "March" in support.missing, "the date is a fact the cited passage lacks"
+
+
 # ---------------------------------------------------------------- the issue's cases, real pipeline
 
 
@@ -139,9 +178,10 @@ CORRECT = [
      "Is this the first joint strike of actors and writers?",
      "It is the first time since the 1960s that actors and writers have struck together [{n}].",
      "1960s", ["1960s"],
-     # support 0.728 against the fitted 0.764: the cited chunk begins "It's the first joint strike since
-     # the 1960s"; who struck ("The writers went on strike in May, with many popular actors ...") is the
-     # last sentence of the chunk before it, and MiniLM puts the claim at 0.56 to its best window
+     # support 0.737 against the fitted 0.764 (0.728 before the sentence across the chunk border counted):
+     # the cited chunk begins "It's the first joint strike since the 1960s", and with the sentence before
+     # it the subject is there (MiniLM 0.63 to that window), but "time" (idf 4.3 in the bundled corpus)
+     # has no counterpart and "together" is 0.48 to "joint": coverage 0.84
      marks=pytest.mark.xfail(strict=True, reason="joins a sentence across a chunk border (README)")),
     ("What other AI job is Netflix hiring for?",
      "Netflix is also hiring a technical director for generative AI at its game studio, paying up to "
