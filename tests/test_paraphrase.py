@@ -182,7 +182,7 @@ CORRECT = [
      # the cited chunk begins "It's the first joint strike since the 1960s", and with the sentence before
      # it the subject is there (MiniLM 0.63 to that window), but "time" (idf 4.3 in the bundled corpus)
      # has no counterpart and "together" is 0.48 to "joint": coverage 0.84
-     marks=pytest.mark.xfail(strict=True, reason="joins a sentence across a chunk border (README)")),
+     marks=pytest.mark.xfail(strict=True, reason="'time' and 'together' have no word match in the passage (README)")),
     ("Is this the first joint strike of actors and writers?",  # who struck: the sentence before the chunk border
      "Actors and writers are on strike together for the first time since the 1960s [{n}].", "1960s",
      ["first time since the 1960s"]),
