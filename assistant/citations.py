@@ -21,7 +21,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, Sequence
 
-from assistant.contract import Citation, Passage
+from assistant.contract import Citation, Meta, Passage
 from assistant.text import split_sentences, terms
 
 
@@ -36,7 +36,7 @@ class SupportScorer(Protocol):
     """What the check asks of a support scorer (``assistant.support.SupportScorer``, given by the caller)."""
 
     def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
-              decide_at: float | None = None) -> list[list[Support]]: ...
+              decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]: ...
 
 # [1], [1][2], [1, 2], [1; 2]
 MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -118,6 +118,17 @@ def is_refusal(sentence: str) -> bool:
     return bool(REFUSAL.search(sentence))
 
 
+def previous_text(passage: Passage, passages: list[Passage]) -> str:
+    """The text of the chunk just before ``passage`` in its document (same page), when the model
+    was shown it too; else "". A chunk border is an artifact of chunking: the sentence before it
+    may name who or what the passage's first sentence is about."""
+    index = passage.extra.get(Meta.CHUNK_INDEX)
+    if index is None:
+        return ""
+    return next((p.text for p in passages if p.doc_id == passage.doc_id and p.page == passage.page
+                 and p.extra.get(Meta.CHUNK_INDEX) == index - 1), "")
+
+
 def check_citations(text: str, passages: list[Passage], scorer: SupportScorer,
                     min_support: float) -> tuple[str, list[Citation], CitationCheck]:
     """The checked answer text, its citations (renumbered 1..m, verbatim quotes) and what was done.
@@ -142,7 +153,8 @@ def check_citations(text: str, passages: list[Passage], scorer: SupportScorer,
             check.dropped += 1
             check.dropped_sentences.append(sentence.claim)
     supports = scorer.score([s.claim for _, s in contents], [p.text for p in passages],
-                            [p.title for p in passages], decide_at=min_support)
+                            [p.title for p in passages], decide_at=min_support,
+                            before=[previous_text(p, passages) for p in passages])
 
     kept: list[tuple[str, list[int], list[Support]]] = []
     for (_, sentence), row in zip(contents, supports):

@@ -184,7 +184,7 @@ class Passage:
             date=str(meta.get(Meta.DATE, "")),
             url=str(meta.get(Meta.URL, "")),
             page=int(meta[Meta.PAGE]) if meta.get(Meta.PAGE) else None,
-            extra={Meta.DATE_ORDINAL: meta.get(Meta.DATE_ORDINAL)},
+            extra={Meta.DATE_ORDINAL: meta.get(Meta.DATE_ORDINAL), Meta.CHUNK_INDEX: meta.get(Meta.CHUNK_INDEX)},
         )
 
 

@@ -214,7 +214,9 @@ class PassageFacts:
 
     @cached_property
     def words(self) -> list[str]:
-        return [w for w in (_singular(normal_token(m.group())) for m in TOKEN.finditer(self.text)) if w]
+        """The passage's words as names are compared, hyphenated ones in their parts ("Pac-12": pac, 12)."""
+        return [w for m in TOKEN.finditer(self.text) for piece in re.split(r"[-‐–]", m.group())
+                if (w := _singular(normal_token(piece)))]
 
     @cached_property
     def acronyms(self) -> set[str]:
@@ -264,15 +266,33 @@ class PassageFacts:
                 rest = rest[1:]
             if rest and self.states(Fact("name", fact.text, (tuple(rest), acronyms - {FIRST_OPTIONAL}))):
                 return True
-        # "Tom Cruise and George Clooney", "Donald Davies of the NPL": each part on its own
-        parts, part = [], []
-        for word in words:
-            if word in CONNECTORS:
-                parts, part = parts + [part] if part else parts, []
-            else:
-                part.append(word)
-        parts += [part] if part else []
-        return len(parts) > 1 and all(self._has_name(p, len(p) == 1 and p[0] in acronyms) for p in parts)
+        # "Tom Cruise and George Clooney", "Donald Davies of the NPL", "Schmitt and Zipperer of the Center
+        # for Economic and Policy Research": parts split at some of the connectors, each named on its own
+        return self._parts_named(list(words), acronyms)
+
+    def _parts_named(self, words: list[str], acronyms: frozenset[str]) -> bool:
+        """True when ``words`` split at two or more of their connectors into parts the passage each names
+        (a part may keep connectors inside: "Center for Economic and Policy Research")."""
+        cuts = [k for k, word in enumerate(words) if word in CONNECTORS]
+        if not cuts:
+            return False
+
+        def named(part: list[str]) -> bool:
+            while part and part[0] in CONNECTORS:
+                part = part[1:]
+            while part and part[-1] in CONNECTORS:
+                part = part[:-1]
+            return bool(part) and self._has_name(part, len(part) == 1 and part[0] in acronyms)
+
+        # reachable[k]: words[:k] splits into named parts, each ending just before a connector
+        reachable = {0}
+        for end in cuts + [len(words)]:
+            last = end == len(words)
+            if any(named(words[start:end]) for start in reachable if start < end and (start or not last)):
+                if last:
+                    return True
+                reachable.add(end + 1)
+        return False
 
     def _has_name(self, words: list[str], acronym: bool) -> bool:
         """True when the passage names ``words``: as written, without initials, or by acronym."""

@@ -4,12 +4,20 @@ A claim is supported by a passage only when the passage states every fact of the
 amounts, percentages, periods, decades and names, normalised by :mod:`assistant.facts`); that rule
 keeps a wrong number, date or name out however fluent the rest is. Then
 
-    score = max(lexical, w * lexical + (1 - w) * dense)
+    score = max(lexical, w * coverage + (1 - w) * dense)
 
 ``lexical``: the idf-weighted share of the claim's terms whose stem is in the passage (the words of
-its facts count as found, in whatever form they were written); ``dense``: MiniLM cosine between the
-claim and the passage window closest to it: a clause, a sentence, or two or three consecutive
-sentences (a claim that joins two sentences matches their window). ``w`` and the threshold
+its facts count as found, in whatever form they were written); ``coverage``: the same share, where a
+content word the passage lacks still counts by how close MiniLM puts it to the passage's nearest word
+("contested" / "contentious", "annually" / "year": a synonym counts, a word the passage has nothing
+like counts nothing), so that a claim whose key content is not in the passage scores low however
+close its topic is; ``dense``: MiniLM cosine between the claim and the passage window closest to it:
+a clause, a sentence, or two or three consecutive sentences (a claim that joins two sentences
+matches their window). A chunk border is an artifact of chunking: given the chunk before the passage
+(the citation check passes it when the model was shown it too), that chunk's last sentence lends the
+passage its words and starts windows with the passage's first sentences ("The writers went on strike
+... | It's the first joint strike since the 1960s"); the facts and the quote stay the passage's own.
+``w`` and the threshold
 (``Settings.citation_min_support``) are chosen by ``bench/citation_threshold.py`` on one half of
 the model-like replies in ``tests/fixtures/generated_replies.jsonl`` and reported on the other.
 The dense part depends on the embedding vectors: refit when they change.
@@ -24,11 +32,16 @@ from typing import Callable, Sequence
 import numpy as np
 
 from assistant.facts import PassageFacts, claim_facts
-from assistant.text import _stemmer, split_sentences
+from assistant.text import STOPWORDS, _stemmer, split_sentences, words
 from assistant.text import terms as _terms
 
-# Support = max(lexical, w * lexical + (1 - w) * dense) (bench/citation_threshold.py).
-LEXICAL_WEIGHT = 0.0
+# Support = max(lexical, w * coverage + (1 - w) * dense) (bench/citation_threshold.py).
+LEXICAL_WEIGHT = 0.5
+# A claim word the passage lacks counts in ``coverage`` as 0 at this MiniLM similarity to the passage's
+# nearest word and below ("nutrients" / "plants" 0.35), fully at SAME_WORD_SIMILARITY and above
+# ("tv" / "television" 0.96, "almost" / "nearly" 0.87), linearly between ("contested" / "contentious" 0.65).
+UNRELATED_WORD_SIMILARITY = 0.2
+SAME_WORD_SIMILARITY = 0.8
 MAX_WINDOW_SENTENCES = 3
 # A quote of several sentences must earn its length: this much per extra sentence.
 WINDOW_QUOTE_PENALTY = 0.1
@@ -41,6 +54,9 @@ met:meet ran:run rose:rise risen:rise sold:sell sent:send shot:shoot sought:seek
 taught:teach thought:think took:take taken:take wrote:write written:write became:become""".split())
 UNSEEN_TERM = "\x00unseen"  # asked of the idf to learn the weight of a word no passage has
 CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=[–—]\s)")
+# A passage sentence is also split before a conjunction that starts a clause ("It's the first joint
+# strike since the 1960s | and threatens to change Hollywood forever"): a claim may state one clause.
+PASSAGE_CLAUSE_BREAK = re.compile(CLAUSE_BREAK.pattern + r"|\s+(?=(?:and|but|while|whereas|which)\s)")
 MIN_CLAUSE_WORDS = 4
 
 
@@ -51,6 +67,7 @@ class Support:
     score: float
     lexical: float
     dense: float
+    coverage: float  # ``lexical`` with synonyms counted by similarity (0 when not computed)
     missing_key: float  # share of the claim's facts the passage does not state
     quote: tuple[int, int]
     missing: list[str] = field(default_factory=list)  # those facts, as the claim wrote them
@@ -89,18 +106,23 @@ class SupportScorer:
         return {t: (typical if w >= unseen and t not in fact_terms else w) for t, w in weights.items()}
 
     def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
-              decide_at: float | None = None) -> list[list[Support]]:
+              decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]:
         """``result[i][j]``: the support of passage ``j`` (its title counts as evidence) for claim ``i``.
 
         With ``decide_at`` (a threshold), embeddings are computed only where they can move a score
-        across it; elsewhere ``dense`` is 0 and the score is the lexical one.
+        across it; elsewhere ``dense`` is 0 and the score is the lexical one. ``before[j]``: the text
+        just before passage ``j`` in its document ("" when unknown); its last sentence lends the
+        passage its words and windows (never facts, never the quote).
         """
         if not claims or not passages:
             return [[] for _ in claims]
         titles = titles or [""] * len(passages)
+        leads = [last_sentence(b) for b in (before or [""] * len(passages))]
+        offsets = [len(lead) + 1 if lead else 0 for lead in leads]
+        evidence = [PassageFacts(p, t) for p, t in zip(passages, titles)]  # the facts: the passage's own
+        passages = [f"{lead}\n{p}" if lead else p for lead, p in zip(leads, passages)]
         spans = [split_sentences(p) or [(0, len(p))] for p in passages]
-        windows = [passage_windows(p, s) for p, s in zip(passages, spans)]
-        evidence = [PassageFacts(p, t) for p, t in zip(passages, titles)]
+        windows = [passage_windows(p, s, skip=int(bool(lead))) for p, s, lead in zip(passages, spans, leads)]
         passage_terms = [set(terms(f"{t}\n{p}")) for p, t in zip(passages, titles)]
 
         facts = [claim_facts(c) for c in claims]
@@ -124,7 +146,7 @@ class SupportScorer:
         w = self.lexical_weight
         needed = gated & (self.embed is not None)
         if decide_at is not None:
-            needed &= ~(lexical >= decide_at) & ~(w * lexical + (1 - w) < decide_at)
+            needed &= ~(lexical >= decide_at)
         similarity: dict[tuple[int, int], np.ndarray] = {}
         by_parts: dict[tuple[int, int], float] = {}
         if needed.any():
@@ -150,6 +172,7 @@ class SupportScorer:
                     part_row += len(parts[i])
                 offset += len(windows[j])
 
+        coverage = self._coverage(claims, passages, titles, weights, fact_terms, passage_terms, needed)
         result: list[list[Support]] = []
         for i in range(len(claims)):
             total = sum(weights[i].values()) or 1.0
@@ -157,7 +180,8 @@ class SupportScorer:
             for j, passage_windows_ in enumerate(windows):
                 sims = similarity.get((i, j))
                 dense = max(0.0, float(sims.max()), by_parts.get((i, j), 0.0)) if sims is not None else 0.0
-                score = max(float(lexical[i, j]), w * lexical[i, j] + (1 - w) * dense) if gated[i, j] else 0.0
+                cover = coverage.get((i, j), float(lexical[i, j]))
+                score = max(float(lexical[i, j]), w * cover + (1 - w) * dense) if gated[i, j] else 0.0
 
                 def quote_value(k: int) -> float:
                     window = passage_windows_[k]
@@ -166,12 +190,62 @@ class SupportScorer:
                             - WINDOW_QUOTE_PENALTY * (window.last - window.first))
 
                 best = passage_windows_[max(range(len(passage_windows_)), key=quote_value)]
-                quote = (spans[j][best.first][0], spans[j][best.last][1])
+                quote = (max(spans[j][best.first][0] - offsets[j], 0), spans[j][best.last][1] - offsets[j])
                 n_facts = len(facts[i])
-                row.append(Support(score, float(lexical[i, j]), dense,
+                row.append(Support(score, float(lexical[i, j]), dense, cover,
                                    len(missing[i][j]) / n_facts if n_facts else 0.0, quote, missing[i][j]))
             result.append(row)
         return result
+
+
+    def _coverage(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str],
+                  weights: list[dict[str, float]], fact_terms: list[set[str]], passage_terms: list[set[str]],
+                  needed: np.ndarray) -> dict[tuple[int, int], float]:
+        """``(i, j) -> coverage`` where ``needed``: the idf-weighted share of claim ``i``'s content words
+        that passage ``j`` has by stem, or by MiniLM similarity of the word to the passage's closest word."""
+        if self.embed is None or not needed.any():
+            return {}
+        claim_words = {i: content_words(claims[i]) for i in np.flatnonzero(needed.any(axis=1))}
+        unmatched = {(i, j): [word for word, term in claim_words[i]
+                              if term not in passage_terms[j] and term not in fact_terms[i]]
+                     for i, j in zip(*np.nonzero(needed))}
+        columns = sorted({j for (_, j), lacking in unmatched.items() if lacking})
+        candidates = {j: list(dict.fromkeys(word for word, _ in content_words(f"{titles[j]}\n{passages[j]}")))
+                      for j in columns}
+        lonely = list(dict.fromkeys(word for lacking in unmatched.values() for word in lacking))
+        vocabulary = list(dict.fromkeys(lonely + [word for j in columns for word in candidates[j]]))
+        vectors = dict(zip(vocabulary, self.embed(vocabulary))) if lonely else {}
+        out = {}
+        for (i, j), lacking in unmatched.items():
+            total = sum(weights[i].get(term, 0.0) for _, term in claim_words[i])
+            if not total:
+                out[(i, j)] = 1.0
+                continue
+            near = {}
+            if lacking and candidates[j]:
+                sims = np.stack([vectors[w] for w in lacking]) @ np.stack([vectors[w] for w in candidates[j]]).T
+                near = dict(zip(lacking, sims.max(axis=1)))
+            found = sum(weights[i].get(term, 0.0) * (word_match(float(near[word])) if word in near else
+                                            0.0 if word in lacking else 1.0)
+                        for word, term in claim_words[i])
+            out[(i, j)] = found / total
+        return out
+
+
+def word_match(similarity: float) -> float:
+    """How much a word the passage lacks counts as found, from its similarity to the passage's closest word."""
+    span = SAME_WORD_SIMILARITY - UNRELATED_WORD_SIMILARITY
+    return float(np.clip((similarity - UNRELATED_WORD_SIMILARITY) / span, 0.0, 1.0))
+
+
+def content_words(text: str) -> list[tuple[str, str]]:
+    """``(word, stem)`` of each distinct alphabetic content word of ``text``, in order."""
+    out = []
+    for word in dict.fromkeys(w for w in words(text) if w and w not in STOPWORDS and w.isalpha()):
+        stems = terms(word)
+        if stems:
+            out.append((word, stems[0]))
+    return out
 
 
 def terms(text: str) -> list[str]:
@@ -182,13 +256,21 @@ def terms(text: str) -> list[str]:
 _IRREGULAR_STEMS = dict(zip(_stemmer().stemWords(list(IRREGULAR)), _stemmer().stemWords(list(IRREGULAR.values()))))
 
 
-def passage_windows(passage: str, spans: list[tuple[int, int]]) -> list[Window]:
-    """Each sentence with its clauses, and each run of two to ``MAX_WINDOW_SENTENCES`` sentences."""
-    out = [Window(k, k, clause) for k, (a, b) in enumerate(spans) for clause in clause_windows(passage[a:b])]
+def passage_windows(passage: str, spans: list[tuple[int, int]], skip: int = 0) -> list[Window]:
+    """Each sentence with its clauses, and each run of two to ``MAX_WINDOW_SENTENCES`` sentences;
+    the first ``skip`` sentences (a lead from the chunk before) only as the start of a run."""
+    out = [Window(k, k, clause) for k, (a, b) in enumerate(spans) if k >= skip
+           for clause in clause_windows(passage[a:b])]
     for size in range(2, MAX_WINDOW_SENTENCES + 1):
         out.extend(Window(k, k + size - 1, passage[spans[k][0]:spans[k + size - 1][1]])
-                   for k in range(len(spans) - size + 1))
+                   for k in range(len(spans) - size + 1) if k + size - 1 >= skip)
     return out
+
+
+def last_sentence(text: str) -> str:
+    """The last sentence of ``text`` ("" for none)."""
+    spans = split_sentences(text)
+    return text[spans[-1][0]:spans[-1][1]] if spans else ""
 
 
 def claim_parts(claim: str) -> list[str]:
@@ -208,7 +290,7 @@ def claim_parts(claim: str) -> list[str]:
 def clause_windows(sentence: str) -> list[str]:
     """The sentence, and when it has several clauses, each clause and each pair of adjacent ones."""
     clauses: list[str] = []
-    for part in CLAUSE_BREAK.split(sentence.strip()):
+    for part in PASSAGE_CLAUSE_BREAK.split(sentence.strip()):
         if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS:
             clauses[-1] = f"{clauses[-1]} {part}"
         elif part.strip():

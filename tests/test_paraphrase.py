@@ -13,10 +13,14 @@ import json
 import pytest
 
 from assistant.cli import main
-from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Query
+from assistant.citations import check_citations
+from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Meta, Passage, Query
+from assistant.embedding import get_encoder
 from assistant.facts import PassageFacts, claim_facts, missing_facts
 from assistant.generative import UNVERIFIED_MESSAGE, GenerativeAnswerer
 from assistant.llm import LLMClient
+from assistant.settings import Settings
+from assistant.support import SupportScorer, word_match
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.replies import load_replies
 from tests.test_generative import citing, llm_bot, markers, prompt_of
@@ -78,6 +82,17 @@ def test_names_match_across_case_punctuation_possessives_and_initials():
     assert not states("It was George Simon.", passage)
 
 
+def test_hyphenated_names_match_their_parts_and_names_joined_by_connectors_match_part_by_part():
+    passage = ("The UCLA Bruins and the USC Trojans both field teams in NCAA Division I in the Pac-12 Conference. "
+               "John Schmitt and Ben Zipperer (2006) of the CEPR point to the decline of union membership.")
+    assert states("They play in the Pac 12 Conference.", passage)
+    assert states("They play in the Pac-12.", passage)
+    assert states("Schmitt and Zipperer of the Center for Economic and Policy Research blamed unions' decline.",
+                  passage), "two names and an expansion, joined by connectors"
+    assert not states("Schmitt and Zipperer of the Center for American Progress blamed unions' decline.", passage)
+    assert not states("The UCLA Bruins and the Stanford Cardinal play in the Pac-12.", passage)
+
+
 def test_acronyms_match_their_expansion_both_ways():
     passage = ("Talks between the Alliance of Motion Picture and Television Producers (AMPTP) and Sag. "
                "The Federal Communications Commission decided. MSPs vote at 5 pm.")
@@ -96,6 +111,53 @@ def test_an_extra_name_is_a_missing_fact_and_the_first_word_alone_is_not_a_name(
     assert [f.kind for f in claim_facts("HBO advertised the job.")] == ["name"], "an acronym opening a sentence"
 
 
+def test_a_synonym_counts_toward_coverage_and_a_word_the_passage_has_nothing_like_does_not():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    passage = "The use of AI has been the most contentious topic in the negotiations with the studios."
+    (synonym,), (unrelated,) = scorer.score(["AI is the most contested issue in the negotiations.",
+                                             "AI is the most profitable crop in the negotiations."], [passage])
+    assert synonym.lexical < synonym.coverage < 1.0, "contested / contentious, issue / topic count in part"
+    assert unrelated.coverage < synonym.coverage and unrelated.score < synonym.score
+    assert word_match(0.2) == 0.0 and word_match(0.8) == 1.0 and 0.0 < word_match(0.5) < 1.0
+
+
+# ---------------------------------------------------------------- across a chunk border
+
+
+def chunk(index: int, text: str, doc_id: str = "walkout.md") -> Passage:
+    return Passage(f"{doc_id}::0123456789ab::0:{index}", doc_id, text, extra={Meta.CHUNK_INDEX: index})
+
+
+BEFORE = chunk(0, "The hospital's budget was cut again this year. The nurses walked out on 3 March, and the "
+                  "junior doctors joined them a week later.")
+CITED = chunk(1, "It is the first joint walkout since 1982 and has already closed three wards.\n\n"
+                 "The health board says talks will resume.")
+MIN_SUPPORT = Settings().citation_min_support
+
+
+def test_a_claim_whose_subject_is_in_the_sentence_before_a_chunk_border_is_supported():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    claim = "The nurses and junior doctors are holding their first joint walkout since 1982 [1]."
+
+    text, [citation], check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
+    assert check.kept == 1 and text.endswith("[1]") and citation.chunk_id == CITED.chunk_id
+    assert citation.quote in CITED.text, "the quote is the cited passage's own"
+    # the model was not shown the chunk before it, or the chunk before has another document's index
+    assert check_citations(claim, [CITED], scorer, MIN_SUPPORT)[2].kept == 0
+    other = chunk(0, BEFORE.text, doc_id="another.md")
+    assert check_citations(claim, [CITED, other], scorer, MIN_SUPPORT)[2].kept == 0
+
+
+def test_a_number_only_in_the_neighbouring_chunk_does_not_count_for_the_cited_one():
+    scorer = SupportScorer(embed=get_encoder().encode)
+    claim = "The junior doctors joined the walkout on 3 March, the first joint walkout since 1982 [1]."
+
+    text, citations, check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
+    assert (text, citations, check.kept) == ("", [], 0)
+    [support] = scorer.score([claim], [CITED.text], before=[BEFORE.text])[0]
+    assert support.score == 0.0 and "March" in support.missing, "the date is a fact the cited passage lacks"
+
+
 # ---------------------------------------------------------------- the issue's cases, real pipeline
 
 
@@ -109,16 +171,21 @@ CORRECT = [
     ("Who represents the studios in the negotiations?",
      "The studios are represented in the talks by the Alliance of Motion Picture and Television Producers, "
      "known as the AMPTP [{n}].", "(AMPTP)", ["AMPTP"]),
-    pytest.param(
-     "What is the most contentious topic in the negotiations?",
+    ("What is the most contentious topic in the negotiations?",
      "The most contested issue in the negotiations is the use of AI to write scripts, create actor likenesses "
-     "or cut the cost of creative work [{n}].", "contentious", ["write scripts"],
-     # support 0.707 against the fitted threshold 0.711: MiniLM rates "contested issue" / "contentious
-     # topic" and the reworded list below what the fit half needs to keep a same-topic claim out
-     marks=pytest.mark.xfail(strict=True, reason="scores just under the fitted threshold (README)")),
-    ("Is this the first joint strike of actors and writers?",
+     "or cut the cost of creative work [{n}].", "contentious", ["write scripts"]),
+    pytest.param(
+     "Is this the first joint strike of actors and writers?",
      "It is the first time since the 1960s that actors and writers have struck together [{n}].",
-     "1960s", ["1960s"]),
+     "1960s", ["1960s"],
+     # support 0.737 against the fitted 0.764 (0.728 before the sentence across the chunk border counted):
+     # the cited chunk begins "It's the first joint strike since the 1960s", and with the sentence before
+     # it the subject is there (MiniLM 0.63 to that window), but "time" (idf 4.3 in the bundled corpus)
+     # has no counterpart and "together" is 0.48 to "joint": coverage 0.84
+     marks=pytest.mark.xfail(strict=True, reason="'time' and 'together' have no word match in the passage (README)")),
+    ("Is this the first joint strike of actors and writers?",  # who struck: the sentence before the chunk border
+     "Actors and writers are on strike together for the first time since the 1960s [{n}].", "1960s",
+     ["first time since the 1960s"]),
     ("What other AI job is Netflix hiring for?",
      "Netflix is also hiring a technical director for generative AI at its game studio, paying up to "
      "$650,000 a year [{n}].", "$650,000", ["$650,000"]),
@@ -195,12 +262,10 @@ def test_held_out_model_like_replies_correct_ones_shown_wrong_facts_never(seeded
             wrong_facts.append(reply.id)
         elif numbers & set(reply.never_cited):
             wrong_citations.append(reply.id)
-    assert len(shown) >= 30 and sum(shown) / len(shown) >= 0.95
-    assert len([r for r in replies if r.label == "wrong"]) >= 30
+    assert len(shown) >= 40 and sum(shown) / len(shown) >= 0.95
+    assert len([r for r in replies if r.label == "wrong"]) >= 40
     assert wrong_facts == [], "a wrong number, name or date reached the user"
-    # A right fact cited to a paragraph on the same subject that does not state it: the held-out half
-    # has one the check still lets through (bench/citation_threshold.py; README, "Support check").
-    assert len(wrong_citations) <= 1, wrong_citations
+    assert wrong_citations == [], "a right fact was cited to a passage that does not state it"
 
 
 class Abstaining:
