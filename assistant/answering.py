@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from assistant.background import tempered
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
-from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question,
-                                answer_features, answer_form, recency, type_fit)
+from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
+                                answer_form, bigram_share, common_share, kind_fit, recency, type_fit)
 from assistant.text import looks_like_injection, split_sentences, terms
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -78,12 +79,15 @@ class ExtractiveAnswerer:
         """Every distinct answer-like sentence of ``passages``, scored, best first (``idf``: term -> weight)."""
         info = analyse_question(question)
         q_terms = set(info.terms)
-        weight = {t: idf(t) for t in q_terms}
+        # Corpus weights, tempered for common English words (a small corpus weighs "go" like a name).
+        weight = {t: tempered(t, idf(t)) for t in q_terms}
         total = sum(weight.values()) or 1.0
         spans = [(index, start, end) for index, passage in enumerate(passages)
                  for start, end in split_sentences(passage.text)]
         texts = [passages[i].text[a:b] for i, a, b in spans]
-        sentence_terms = [set(terms(t)) for t in texts]
+        sentence_lists = [terms(t) for t in texts]
+        sentence_terms = [set(t) for t in sentence_lists]
+        keys = info.key_terms
         top_score = max((p.score for p in passages), default=0.0) or 1.0
         top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
         titles = [set(terms(p.title)) for p in passages]
@@ -99,6 +103,7 @@ class ExtractiveAnswerer:
             # "Its mascot is ..." continues the sentence before it: read the two together.
             resolved = s_terms | (sentence_terms[i - 1] if REFERS_BACK.match(text) and i - 1 in neighbours else set())
             fit, near = type_fit(text, info, q_terms)
+            kind, kind_near = kind_fit(text, info, q_terms)
             features = {
                 "overlap": sum(weight[t] for t in q_terms & s_terms) / total,
                 "resolved_overlap": sum(weight[t] for t in q_terms & resolved) / total,
@@ -113,6 +118,11 @@ class ExtractiveAnswerer:
                 "short": 1.0 if len(text.split()) <= self.max_words else 0.0,
                 "first": 1.0 if start == 0 else 0.0,
                 "recent": recency(passage.extra.get("age_days")),
+                "kind_fit": kind,
+                "kind_near": kind_near,
+                "bigrams": bigram_share(info.terms, sentence_lists[i]),
+                "key_overlap": len(keys & s_terms) / len(keys) if keys else 0.0,
+                "common_overlap": common_share(info.terms, s_terms),
             }
             candidate = Candidate(index, start, end, text, passage.doc_id, features,
                                   _logistic(self.sentence_model, features))
