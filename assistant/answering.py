@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +23,8 @@ from assistant.background import tempered
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
-                                answer_form, bigram_share, common_share, kind_fit, recency, type_fit)
+                                answer_form, answer_terms, bigram_share, common_share, kind_fit, recency,
+                                redundancy, type_fit, with_base_forms)
 from assistant.text import looks_like_injection, split_sentences, terms
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -86,7 +88,8 @@ class ExtractiveAnswerer:
                  for start, end in split_sentences(passage.text)]
         texts = [passages[i].text[a:b] for i, a, b in spans]
         sentence_lists = [terms(t) for t in texts]
-        sentence_terms = [set(t) for t in sentence_lists]
+        sentence_terms = [with_base_forms(t) for t in sentence_lists]
+        frequency = Counter(t for s in sentence_terms for t in s)  # sentences holding each term
         keys = info.key_terms
         top_score = max((p.score for p in passages), default=0.0) or 1.0
         top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
@@ -123,6 +126,7 @@ class ExtractiveAnswerer:
                 "bigrams": bigram_share(info.terms, sentence_lists[i]),
                 "key_overlap": len(keys & s_terms) / len(keys) if keys else 0.0,
                 "common_overlap": common_share(info.terms, s_terms),
+                "redundancy": redundancy(answer_terms(text, info, q_terms), frequency),
             }
             candidate = Candidate(index, start, end, text, passage.doc_id, features,
                                   _logistic(self.sentence_model, features))

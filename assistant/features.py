@@ -15,6 +15,7 @@ Both models are logistic regressions over these features, fitted by ``bench/fit_
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +25,7 @@ from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
                      "rank", "bm25_rank", "short", "first", "recent", "kind_fit", "kind_near", "bigrams",
-                     "key_overlap", "common_overlap")
+                     "key_overlap", "common_overlap", "redundancy")
 ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
                    "covered_idf", "max_missing_idf", "negation_mismatch", "contrast", "margin", "type_fit",
                    "context_missing", "max_context_missing", "type_missing", "missing_key_context",
@@ -34,6 +35,7 @@ MAX_COMMON_WEIGHT = COMMON_ZIPF - RARE_ZIPF  # the background weight of a name o
 
 MAX_VERBLESS_WORDS = 12     # a longer line that ends in a full stop is read as a sentence, verb or not
 UNSEEN_TERM = "\x00unseen"  # asked of the idf function: the weight of a term no chunk holds
+REDUNDANT_SENTENCES = 12   # an answer named in this many retrieved sentences is as redundant as it gets
 NEAR_WORDS = 8               # an expected entity "next to" the question's event: within this many words
 RECENT_HALF_LIFE_DAYS = 7.0  # a dated question's week: articles of that week score ~1, a month older ~0.05
 DAY_OR_MONTH = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
@@ -121,6 +123,29 @@ ORG_WORD = re.compile(r"\b(?:Inc|Corp|Co|Company|Group|Airlines?|Airways|Bank|Un
 PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside|into|of|throughout)\s+(?:the\s+)?$")
 PERSON_AFTER = re.compile(r"^\s*(?:,\s*(?:who|a|an|the)\b|\s(?:said|says|told|wrote|added|announced|"
                           r"died|won|was|is|has|had|will|who)\b)")
+
+
+# Past forms the stemmer leaves alone, read also as their base form: a question asks "when did the
+# writers go on strike?", the article says they "went on strike". (Stems, as ``terms`` gives them.)
+IRREGULAR = dict(pair.split(":") for pair in """went:go gone:go paid:pay won:win made:make took:take taken:take
+gave:give given:give found:find told:tell said:say sold:sell bought:buy brought:bring began:begin begun:begin
+becam:becom came:come left:leav held:hold led:lead met:meet ran:run saw:see seen:see spent:spend stood:stand
+struck:strike thought:think wrote:write written:write knew:know known:know grew:grow grown:grow fell:fall
+fallen:fall felt:feel kept:keep lost:lose meant:mean rose:rise risen:rise sent:send built:build caught:catch
+chose:choos chosen:choos drew:draw drawn:draw drove:drive driven:drive flew:fli flown:fli fought:fight
+forgot:forget forgotten:forget froze:freez got:get gotten:get hid:hide hidden:hide hung:hang heard:hear
+laid:lay lent:lend lit:light rode:ride ridden:ride rang:ring sang:sing sung:sing sank:sink shook:shake
+shaken:shake shot:shoot slept:sleep spoke:speak spoken:speak stole:steal stolen:steal swam:swim swum:swim
+taught:teach threw:throw thrown:throw understood:understand woke:wake wore:wear worn:wear wound:wind
+broke:break broken:break ate:eat eaten:eat fed:feed fled:flee dealt:deal dug:dig sought:seek sold:sell
+shut:shut sped:speed spun:spin stuck:stick sworn:swear swore:swear tore:tear torn:tear withdrew:withdraw
+withdrawn:withdraw""".split())
+
+
+def with_base_forms(stems) -> set[str]:
+    """``stems`` plus the base form of each irregular past form among them."""
+    found = set(stems)
+    return found | {IRREGULAR[t] for t in found if t in IRREGULAR}
 
 
 @dataclass
@@ -247,6 +272,24 @@ def kind_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tup
     return 1.0, 1.0 if near else 0.0
 
 
+def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[frozenset[str]]:
+    """The terms of each span of ``sentence`` that could be the answer (of the question's finer kind,
+    else of its answer type), less those the question already names."""
+    if info.kind:
+        texts = [sentence[a:b] for a, b in kind_spans(sentence, info.kind)]
+    else:
+        texts = [m.group() for m in typed_spans(sentence, info.answer_type)]
+    found = [frozenset(terms(t)) - question_terms for t in texts]
+    return [f for f in found if f]
+
+
+def redundancy(spans: list[frozenset[str]], sentence_frequency) -> float:
+    """How often the sentence's likeliest answer recurs in the passages (answers recur, noise does
+    not): the most frequent span's count of sentences holding its rarest term, on a log scale."""
+    counts = [min(sentence_frequency[t] for t in span) for span in spans]
+    return min(math.log1p(max(counts, default=0)) / math.log1p(REDUNDANT_SENTENCES), 1.0)
+
+
 def bigram_share(question_terms: list[str], sentence_terms: list[str]) -> float:
     """Share of the question's consecutive term pairs that occur next to each other in the sentence."""
     pairs = set(zip(question_terms, question_terms[1:]))
@@ -282,11 +325,11 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
     question covered) and absolute (raw idf mass covered, best raw cosine, names the corpus never
     mentions) evidence. ``weights``: idf of the question's terms; ``unseen_weight``: the idf of a
     term no chunk of the corpus holds."""
-    sentence_terms = set(terms(best_sentence))
-    passage_terms = set(terms(passage_text))
+    sentence_terms = with_base_forms(terms(best_sentence))
+    passage_terms = with_base_forms(terms(passage_text))
     keys = info.key_terms or set()
     missing_key = len(keys - passage_terms) / len(keys) if keys else 0.0
-    context_terms = set(terms(context)) | sentence_terms
+    context_terms = with_base_forms(terms(context)) | sentence_terms
     missing_terms = [t for t in info.terms if t not in context_terms]
     contrast_index = _contrast_index()
     sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
