@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from assistant.background import tempered
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
@@ -81,8 +80,7 @@ class ExtractiveAnswerer:
         """Every distinct answer-like sentence of ``passages``, scored, best first (``idf``: term -> weight)."""
         info = analyse_question(question)
         q_terms = set(info.terms)
-        # Corpus weights, tempered for common English words (a small corpus weighs "go" like a name).
-        weight = {t: tempered(t, idf(t)) for t in q_terms}
+        weight = {t: idf(t) for t in q_terms}
         total = sum(weight.values()) or 1.0
         spans = [(index, start, end) for index, passage in enumerate(passages)
                  for start, end in split_sentences(passage.text)]

@@ -32,11 +32,3 @@ def background_weight(term: str) -> float:
     """The weight of a stemmed term (see :func:`assistant.text.terms`) in general English."""
     return max(COMMON_ZIPF - _zipf().get(term, RARE_ZIPF), 0.0)
 
-
-TEMPER_BELOW = 2.5  # a term more common than Zipf 4.5 ("strike", "year", "go") has its corpus weight scaled down
-
-
-def tempered(term: str, corpus_weight: float) -> float:
-    """A term's corpus weight (idf), scaled down for words common in general English: in a small
-    corpus a common word it happens not to hold ("go", "earn") would otherwise weigh like a name."""
-    return corpus_weight * min(1.0, background_weight(term) / TEMPER_BELOW)

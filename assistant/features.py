@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from assistant.background import COMMON_ZIPF, RARE_ZIPF, background_weight
+from assistant.background import background_weight
 from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
@@ -29,9 +29,7 @@ SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit
 ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
                    "covered_idf", "max_missing_idf", "negation_mismatch", "contrast", "margin", "type_fit",
                    "context_missing", "max_context_missing", "type_missing", "missing_key_context",
-                   "unknown_key", "unknown_idf", "common_coverage", "common_context", "common_sentence",
-                   "common_max_missing", "common_missing", "kind_fit", "unknown_rare")
-MAX_COMMON_WEIGHT = COMMON_ZIPF - RARE_ZIPF  # the background weight of a name or number
+                   "unknown_key", "unknown_idf", "kind_fit")
 
 MAX_VERBLESS_WORDS = 12     # a longer line that ends in a full stop is read as a sentence, verb or not
 UNSEEN_TERM = "\x00unseen"  # asked of the idf function: the weight of a term no chunk holds
@@ -335,11 +333,9 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
     sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
     contrast = any(contrast_index.get(t) in sentence_classes for t in missing_terms)
     unseen = {t for t, w in weights.items() if w >= unseen_weight - 1e-9}
-    rare_unseen = [background_weight(t) for t in unseen]
     total = sum(weights.values()) or 1.0
     top = max(weights.values(), default=1.0) or 1.0
     absent = [w for t, w in weights.items() if t not in passage_terms]
-    common_absent = [background_weight(t) for t in info.terms if t not in passage_terms]
     return {
         "unknown_key": len(keys & unseen) / len(keys) if keys else 0.0,
         "unknown_idf": sum(weights[t] for t in unseen) / total,
@@ -358,12 +354,5 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
         "missing_key_context": len(keys - context_terms) / len(keys) if keys else 0.0,
         "context_missing": sum(w for t, w in weights.items() if t not in context_terms) / total,
         "max_context_missing": max((w for t, w in weights.items() if t not in context_terms), default=0.0) / top,
-        # Absolute: general-English weights do not depend on the corpus's size.
-        "common_coverage": common_share(info.terms, passage_terms),
-        "common_context": common_share(info.terms, context_terms),
-        "common_sentence": common_share(info.terms, sentence_terms),
-        "common_max_missing": max(common_absent, default=0.0) / MAX_COMMON_WEIGHT,
-        "common_missing": min(sum(common_absent) / MAX_COMMON_WEIGHT, 3.0),
         "kind_fit": best_features.get("kind_fit", 0.0),
-        "unknown_rare": max(rare_unseen, default=0.0) / MAX_COMMON_WEIGHT,
     }

@@ -41,13 +41,13 @@ from assistant.metrics import MAX_ANSWER_WORDS, answer_text, contains_answer  # 
 
 FOLDS = 5
 L2 = 5.0
-OFF_CORPUS_WEIGHT = 2.0  # all off-corpus cases together weigh as much as this many answerable sets
+OFF_CORPUS_WEIGHT = 4.0  # all off-corpus cases together weigh as much as this many answerable sets
 ANSWERABLE_WEIGHT = 2.0  # refusing an answerable question costs this many wrongly answered unanswerable ones
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
 # The threshold policy: refusing an answerable question is the worst failure (a wrong but cited
 # sentence can be checked, a refusal cannot), so the threshold is the lowest one at which this
 # share of off-corpus questions is refused on the tuning fold.
-OFF_CORPUS_REFUSED = 0.96
+OFF_CORPUS_REFUSED = 0.965
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2,

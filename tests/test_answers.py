@@ -22,12 +22,8 @@ ARTICLE = "netflix-ai-job-ad.md"
 
 
 # Known gap (issue 10): the fitted abstention model still refuses these paraphrased questions over the
-# six-chunk article (P(answerable) 0.06-0.34 against a threshold of 0.5); strict, so a fix shows.
+# six-chunk article (P(answerable) 0.07-0.29 against a threshold of 0.425); strict, so a fix shows.
 REFUSED_STILL = pytest.mark.xfail(strict=True, reason="P(answerable) below the fitted threshold")
-# Known gap (issue 10): answered (P(answerable) about 0.5, at the threshold), but with the article's lead
-# sentence ("... The Guardian reports") over "The post, first reported by The Intercept, ...": the two do
-# not fit in 60 words together. Strict: it fails whether refused or answered so.
-LEAD_SENTENCE = pytest.mark.xfail(strict=True, reason="the lead sentence outranks the one that answers")
 
 
 @pytest.mark.parametrize("question, expected", [
@@ -36,7 +32,7 @@ LEAD_SENTENCE = pytest.mark.xfail(strict=True, reason="the lead sentence outrank
     pytest.param("Who represents the studios in the negotiations with the unions?",
                  "Alliance of Motion Picture and Television Producers", marks=REFUSED_STILL),
     ("When was the previous joint strike by actors and writers?", "1960s"),
-    pytest.param("Who reported the job ad first?", "The Intercept", marks=LEAD_SENTENCE),
+    ("Who reported the job ad first?", "The Intercept"),
 ])
 def test_plain_questions_about_the_article_are_answered_with_the_sentence_that_holds_the_answer(
         seeded_bot, question, expected):
