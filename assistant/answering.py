@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
-from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question,
-                                answer_features, answer_form, recency, type_fit)
+from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
+                                answer_form, answer_terms, bigram_share, common_share, kind_fit, recency,
+                                redundancy, type_fit, with_base_forms)
 from assistant.text import looks_like_injection, split_sentences, terms
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -83,7 +85,10 @@ class ExtractiveAnswerer:
         spans = [(index, start, end) for index, passage in enumerate(passages)
                  for start, end in split_sentences(passage.text)]
         texts = [passages[i].text[a:b] for i, a, b in spans]
-        sentence_terms = [set(terms(t)) for t in texts]
+        sentence_lists = [terms(t) for t in texts]
+        sentence_terms = [with_base_forms(t) for t in sentence_lists]
+        frequency = Counter(t for s in sentence_terms for t in s)  # sentences holding each term
+        keys = info.key_terms
         top_score = max((p.score for p in passages), default=0.0) or 1.0
         top_bm25 = max((p.bm25 for p in passages), default=0.0) or 1.0
         titles = [set(terms(p.title)) for p in passages]
@@ -99,6 +104,7 @@ class ExtractiveAnswerer:
             # "Its mascot is ..." continues the sentence before it: read the two together.
             resolved = s_terms | (sentence_terms[i - 1] if REFERS_BACK.match(text) and i - 1 in neighbours else set())
             fit, near = type_fit(text, info, q_terms)
+            kind, kind_near = kind_fit(text, info, q_terms)
             features = {
                 "overlap": sum(weight[t] for t in q_terms & s_terms) / total,
                 "resolved_overlap": sum(weight[t] for t in q_terms & resolved) / total,
@@ -113,6 +119,12 @@ class ExtractiveAnswerer:
                 "short": 1.0 if len(text.split()) <= self.max_words else 0.0,
                 "first": 1.0 if start == 0 else 0.0,
                 "recent": recency(passage.extra.get("age_days")),
+                "kind_fit": kind,
+                "kind_near": kind_near,
+                "bigrams": bigram_share(info.terms, sentence_lists[i]),
+                "key_overlap": len(keys & s_terms) / len(keys) if keys else 0.0,
+                "common_overlap": common_share(info.terms, s_terms),
+                "redundancy": redundancy(answer_terms(text, info, q_terms), frequency),
             }
             candidate = Candidate(index, start, end, text, passage.doc_id, features,
                                   _logistic(self.sentence_model, features))

@@ -1,11 +1,13 @@
 """What the extractive answerer knows about a question and its candidate sentences.
 
-- :func:`analyse_question`: the question's terms, key terms and expected answer type.
+- :func:`analyse_question`: the question's terms, key terms, expected answer type and its finer
+  kind (place, organisation, person, percentage, money, year, name), matched by :func:`kind_fit`.
 - :func:`answer_form`: whether a sentence can be an answer at all (not a heading, title-like line,
   question, caption or fragment without a verb).
 - :func:`sentence_features`: per sentence, how well it answers (the sentence model's input).
 - :func:`answer_features`: per question, whether the best sentence answers it at all, in relative
-  and absolute terms (the abstention model's input).
+  and absolute terms (the abstention model's input); the absolute ones weigh the question's terms
+  by general English (:mod:`assistant.background`), which does not depend on the corpus's size.
 
 Both models are logistic regressions over these features, fitted by ``bench/fit_answerer.py``.
 """
@@ -13,21 +15,25 @@ Both models are logistic regressions over these features, fitted by ``bench/fit_
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from assistant.background import background_weight
 from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
-                     "rank", "bm25_rank", "short", "first", "recent")
+                     "rank", "bm25_rank", "short", "first", "recent", "kind_fit", "kind_near", "bigrams",
+                     "key_overlap", "common_overlap", "redundancy")
 ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
                    "covered_idf", "max_missing_idf", "negation_mismatch", "contrast", "margin", "type_fit",
                    "context_missing", "max_context_missing", "type_missing", "missing_key_context",
-                   "unknown_key", "unknown_idf")
+                   "unknown_key", "unknown_idf", "kind_fit")
 
 MAX_VERBLESS_WORDS = 12     # a longer line that ends in a full stop is read as a sentence, verb or not
 UNSEEN_TERM = "\x00unseen"  # asked of the idf function: the weight of a term no chunk holds
+REDUNDANT_SENTENCES = 12   # an answer named in this many retrieved sentences is as redundant as it gets
 NEAR_WORDS = 8               # an expected entity "next to" the question's event: within this many words
 RECENT_HALF_LIFE_DAYS = 7.0  # a dated question's week: articles of that week score ~1, a month older ~0.05
 DAY_OR_MONTH = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|October|November|"
@@ -78,6 +84,68 @@ VERB_HINT = re.compile(r"\b(?:is|are|was|were|be|been|being|am|has|have|had|do|d
                        r"that|its|his|her|their|on|in|at|for|with|from|by|up|out)\b)", re.I)
 
 
+# The finer kind of answer a question expects, from its wording ("which country", "what
+# percentage"), and how a sentence shows one (see ``kind_spans``).
+_HEADS = {
+    "place": r"countr(?:y|ies)|states?|cit(?:y|ies)|nations?|count(?:y|ies)|towns?|islands?|continents?|"
+             r"regions?|provinces?|capital|territor(?:y|ies)|neighbou?rhoods?|venue|location|place",
+    "org": r"compan(?:y|ies)|organi[sz]ations?|firms?|agenc(?:y|ies)|networks?|groups?|teams?|brands?|airlines?|"
+           r"retailers?|banks?|carriers?|part(?:y|ies)|universit(?:y|ies)|colleges?|schools?|newspapers?|"
+           r"publications?|outlets?|unions?|leagues?|clubs?|courts?|departments?|manufacturers?|automakers?|"
+           r"chains?|stores?|platforms?|apps?|services?|startups?|nonprofits?|charit(?:y|ies)|institutions?|"
+           r"broadcasters?|studios?|makers?|businesses|business|restaurants?|companies",
+    "person": r"actors?|actress(?:es)?|singers?|rappers?|artists?|players?|athletes?|persons?|people|man|woman|"
+              r"celebrit(?:y|ies)|politicians?|senators?|governors?|presidents?|candidates?|judges?|authors?|"
+              r"musicians?|ceos?|executives?|stars?|coach(?:es)?|directors?|leaders?|officials?|lawmakers?|"
+              r"billionaires?|comedians?|hosts?|quarterbacks?|pitchers?|founders?|writers?|journalists?|"
+              r"reporters?|chefs?|members?|ministers?|mayors?|rep(?:resentative)?s?|justices?",
+}
+QUESTION_KIND = [
+    ("percent", re.compile(r"\b(?:percent(?:age)?|proportion|what share)\b", re.I)),
+    ("money", re.compile(r"\bhow much (?:money|\w+ (?:cost|pay|paid|worth|spend|spent|earn|raise|raised|"
+                         r"charge|fine|owe|sell|sold)\w*)|\b(?:what|which) (?:price|cost|salary|amount|sum|fee)|"
+                         r"\bhow much\b.*\b(?:cost|pay|paid|worth|spen[dt]|earn|rais|fine|charg|sold|sell|price)", re.I)),
+    ("year", re.compile(r"\b(?:what|which|in what|in which) year\b", re.I)),
+    ("name", re.compile(r"\b(?:what (?:is|was|were|are) (?:the|its|their|his|her) names?|what (?:is|was) it called|"
+                        r"under what name|what (?:is|was) (?:the )?\w+ (?:called|named))\b", re.I)),
+    ("place", re.compile(rf"\bwhere\b|\b(?:which|what) (?:\w+ )?(?:{_HEADS['place']})\b", re.I)),
+    ("org", re.compile(rf"\b(?:which|what) (?:\w+ )?(?:{_HEADS['org']})\b", re.I)),
+    ("person", re.compile(rf"\bwho(?:m|se)?\b|\b(?:which|what) (?:\w+ )?(?:{_HEADS['person']})\b", re.I)),
+]
+ORG_WORD = re.compile(r"\b(?:Inc|Corp|Co|Company|Group|Airlines?|Airways|Bank|University|Institute|Association|"
+                      r"Agency|Department|Council|Foundation|Party|Network|News|Times|Post|Journal|Committee|"
+                      r"Commission|Bureau|Service|Union|League|Club|Court|Motors|Technologies|Labs|Media|"
+                      r"Entertainment|Studios|Pictures|Guild|Alliance|Administration|Authority|Board|Center|"
+                      r"Centre|Hospital|College|School|Systems|Holdings|Partners|Records|Festival)\b|"
+                      r"\b[A-Z][A-Z&]{1,}[A-Z]\b|\b[A-Z]{2,}\b")
+PLACE_BEFORE = re.compile(r"\b(?:in|at|from|to|near|across|outside|inside|into|of|throughout)\s+(?:the\s+)?$")
+PERSON_AFTER = re.compile(r"^\s*(?:,\s*(?:who|a|an|the)\b|\s(?:said|says|told|wrote|added|announced|"
+                          r"died|won|was|is|has|had|will|who)\b)")
+
+
+# Past forms the stemmer leaves alone, read also as their base form: a question asks "when did the
+# writers go on strike?", the article says they "went on strike". (Stems, as ``terms`` gives them.)
+IRREGULAR = dict(pair.split(":") for pair in """went:go gone:go paid:pay won:win made:make took:take taken:take
+gave:give given:give found:find told:tell said:say sold:sell bought:buy brought:bring began:begin begun:begin
+becam:becom came:come left:leav held:hold led:lead met:meet ran:run saw:see seen:see spent:spend stood:stand
+struck:strike thought:think wrote:write written:write knew:know known:know grew:grow grown:grow fell:fall
+fallen:fall felt:feel kept:keep lost:lose meant:mean rose:rise risen:rise sent:send built:build caught:catch
+chose:choos chosen:choos drew:draw drawn:draw drove:drive driven:drive flew:fli flown:fli fought:fight
+forgot:forget forgotten:forget froze:freez got:get gotten:get hid:hide hidden:hide hung:hang heard:hear
+laid:lay lent:lend lit:light rode:ride ridden:ride rang:ring sang:sing sung:sing sank:sink shook:shake
+shaken:shake shot:shoot slept:sleep spoke:speak spoken:speak stole:steal stolen:steal swam:swim swum:swim
+taught:teach threw:throw thrown:throw understood:understand woke:wake wore:wear worn:wear wound:wind
+broke:break broken:break ate:eat eaten:eat fed:feed fled:flee dealt:deal dug:dig sought:seek sold:sell
+shut:shut sped:speed spun:spin stuck:stick sworn:swear swore:swear tore:tear torn:tear withdrew:withdraw
+withdrawn:withdraw""".split())
+
+
+def with_base_forms(stems) -> set[str]:
+    """``stems`` plus the base form of each irregular past form among them."""
+    found = set(stems)
+    return found | {IRREGULAR[t] for t in found if t in IRREGULAR}
+
+
 @dataclass
 class QuestionInfo:
     """A question's terms, the names and numbers it is about, and the kind of answer it expects."""
@@ -86,6 +154,7 @@ class QuestionInfo:
     terms: list[str]
     answer_type: str | None  # date | number | entity | None
     key_terms: set[str]
+    kind: str | None = None  # percent | money | year | name | place | org | person | None: the finer kind
 
 
 def analyse_question(question: str) -> QuestionInfo:
@@ -107,7 +176,8 @@ def analyse_question(question: str) -> QuestionInfo:
         if match.start() == 0 and " " not in match.group():
             continue
         key_terms.update(t for t in terms(match.group()) if t not in STOPWORDS)
-    return QuestionInfo(question, list(dict.fromkeys(terms(question))), answer_type, key_terms)
+    kind = next((name for name, pattern in QUESTION_KIND if pattern.search(question)), None)
+    return QuestionInfo(question, list(dict.fromkeys(terms(question))), answer_type, key_terms, kind)
 
 
 def answer_form(sentence: str) -> bool:
@@ -163,6 +233,76 @@ def type_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tup
     return 1.0, 1.0 if near else 0.0
 
 
+def kind_spans(sentence: str, kind: str | None) -> list[tuple[int, int]]:
+    """Character spans of ``sentence`` that look like an answer of the question's finer kind."""
+    if kind == "percent":
+        return [m.span() for m in re.finditer(r"\d[\d,.]*\s?(?:%|percent\b)", sentence)]
+    if kind == "money":
+        return [m.span() for m in re.finditer(r"[$£€]\s?\d[\d,.]*(?:\s?(?:million|billion|trillion|[mbk])\b)?|"
+                                              r"\d[\d,.]*\s?(?:million |billion )?(?:dollars|pounds|euros)\b", sentence)]
+    if kind == "year":
+        return [m.span() for m in re.finditer(r"\b(?:1[5-9]\d\d|20\d\d)s?\b", sentence)]
+    names = typed_spans(sentence, "entity")
+    if kind == "name":  # a name, or a quoted title ("Deep Fake Love")
+        return [m.span() for m in names] + [m.span() for m in re.finditer(r"[“\"‘][^”\"’]{2,60}[”\"’]", sentence)]
+    if kind == "org":
+        return [m.span() for m in names if ORG_WORD.search(m.group())]
+    if kind == "place":
+        return [m.span() for m in names if not ORG_WORD.search(m.group())
+                and PLACE_BEFORE.search(sentence[max(m.start() - 20, 0):m.start()])]
+    if kind == "person":
+        return [m.span() for m in names if not ORG_WORD.search(m.group()) and (
+            len(m.group().split()) in (2, 3) or PERSON_AFTER.match(sentence[m.end():m.end() + 12]))]
+    return []
+
+
+def kind_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tuple[float, float]:
+    """(an answer of the question's finer kind that the question does not already name is present,
+    and it stands within ``NEAR_WORDS`` words of a question term); (0, 0) without a finer kind."""
+    spans = [(a, b) for a, b in kind_spans(sentence, info.kind) if not set(terms(sentence[a:b])) <= question_terms]
+    if not spans:
+        return 0.0, 0.0
+    tokens = list(re.finditer(r"\S+", sentence))
+    hits = [i for i, m in enumerate(tokens) if _token_terms(m.group()) & question_terms]
+    starts = [m.start() for m in tokens]
+    near = any(min((abs(bisect.bisect_right(starts, a) - 1 - h) for h in hits), default=NEAR_WORDS + 1) <= NEAR_WORDS
+               for a, _ in spans)
+    return 1.0, 1.0 if near else 0.0
+
+
+def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[frozenset[str]]:
+    """The terms of each span of ``sentence`` that could be the answer (of the question's finer kind,
+    else of its answer type), less those the question already names."""
+    if info.kind:
+        texts = [sentence[a:b] for a, b in kind_spans(sentence, info.kind)]
+    else:
+        texts = [m.group() for m in typed_spans(sentence, info.answer_type)]
+    found = [frozenset(terms(t)) - question_terms for t in texts]
+    return [f for f in found if f]
+
+
+def redundancy(spans: list[frozenset[str]], sentence_frequency) -> float:
+    """How often the sentence's likeliest answer recurs in the passages (answers recur, noise does
+    not): the most frequent span's count of sentences holding its rarest term, on a log scale."""
+    counts = [min(sentence_frequency[t] for t in span) for span in spans]
+    return min(math.log1p(max(counts, default=0)) / math.log1p(REDUNDANT_SENTENCES), 1.0)
+
+
+def bigram_share(question_terms: list[str], sentence_terms: list[str]) -> float:
+    """Share of the question's consecutive term pairs that occur next to each other in the sentence."""
+    pairs = set(zip(question_terms, question_terms[1:]))
+    if not pairs:
+        return 0.0
+    return len(pairs & set(zip(sentence_terms, sentence_terms[1:]))) / len(pairs)
+
+
+def common_share(question_terms, present: set[str]) -> float:
+    """Share of the question's general-English weight (:mod:`assistant.background`) in ``present``."""
+    weights = {t: background_weight(t) for t in question_terms}
+    total = sum(weights.values())
+    return sum(w for t, w in weights.items() if t in present) / total if total else 0.0
+
+
 @lru_cache(maxsize=65536)
 def _token_terms(token: str) -> frozenset[str]:
     return frozenset(terms(token))
@@ -183,19 +323,19 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
     question covered) and absolute (raw idf mass covered, best raw cosine, names the corpus never
     mentions) evidence. ``weights``: idf of the question's terms; ``unseen_weight``: the idf of a
     term no chunk of the corpus holds."""
-    sentence_terms = set(terms(best_sentence))
-    passage_terms = set(terms(passage_text))
+    sentence_terms = with_base_forms(terms(best_sentence))
+    passage_terms = with_base_forms(terms(passage_text))
     keys = info.key_terms or set()
     missing_key = len(keys - passage_terms) / len(keys) if keys else 0.0
-    context_terms = set(terms(context)) | sentence_terms
+    context_terms = with_base_forms(terms(context)) | sentence_terms
     missing_terms = [t for t in info.terms if t not in context_terms]
     contrast_index = _contrast_index()
     sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
     contrast = any(contrast_index.get(t) in sentence_classes for t in missing_terms)
+    unseen = {t for t, w in weights.items() if w >= unseen_weight - 1e-9}
     total = sum(weights.values()) or 1.0
     top = max(weights.values(), default=1.0) or 1.0
     absent = [w for t, w in weights.items() if t not in passage_terms]
-    unseen = {t for t, w in weights.items() if w >= unseen_weight - 1e-9}
     return {
         "unknown_key": len(keys & unseen) / len(keys) if keys else 0.0,
         "unknown_idf": sum(weights[t] for t in unseen) / total,
@@ -214,4 +354,5 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
         "missing_key_context": len(keys - context_terms) / len(keys) if keys else 0.0,
         "context_missing": sum(w for t, w in weights.items() if t not in context_terms) / total,
         "max_context_missing": max((w for t, w in weights.items() if t not in context_terms), default=0.0) / top,
+        "kind_fit": best_features.get("kind_fit", 0.0),
     }

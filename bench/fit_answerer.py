@@ -4,9 +4,11 @@ The mix (bench/answer_cases.py): every question set (squad2-dev, the bundled cor
 where ../shared/data/news-dev exists) asked of its own corpus (answerable questions, and SQuAD's
 adversarial unanswerables) and of every other corpus (off-corpus: should abstain).
 
-1. Sentence model: P(sentence holds a gold answer), over assistant.features.SENTENCE_FEATURES,
-   trained on the candidate sentences of answerable questions.
-2. Answer model: P(the question is answerable here), over assistant.features.ANSWER_FEATURES.
+1. Sentence model: P(sentence holds a gold answer), over assistant.features.SENTENCE_FEATURES:
+   a listwise ranker over each answerable question's candidate sentences, calibrated to a
+   probability by a one-feature logistic fit of its score.
+2. Answer model: P(the question is answerable here), over assistant.features.ANSWER_FEATURES,
+   with a refused answerable question weighing ANSWERABLE_WEIGHT times a wrongly answered one.
    The assistant abstains below ``abstain_threshold`` (assistant/settings.py).
 
 Protocol (eval/README.md "How the answerer is fitted"): questions are split into 5 folds grouped
@@ -39,12 +41,13 @@ from assistant.metrics import MAX_ANSWER_WORDS, answer_text, contains_answer  # 
 
 FOLDS = 5
 L2 = 5.0
-OFF_CORPUS_WEIGHT = 2.0  # all off-corpus cases together weigh as much as this many answerable sets
+OFF_CORPUS_WEIGHT = 4.0  # all off-corpus cases together weigh as much as this many answerable sets
+ANSWERABLE_WEIGHT = 2.0  # refusing an answerable question costs this many wrongly answered unanswerable ones
 THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
 # The threshold policy: refusing an answerable question is the worst failure (a wrong but cited
 # sentence can be checked, a refusal cannot), so the threshold is the lowest one at which this
 # share of off-corpus questions is refused on the tuning fold.
-OFF_CORPUS_REFUSED = 0.96
+OFF_CORPUS_REFUSED = 0.965
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2,
@@ -84,10 +87,43 @@ class Row:
         self.labels = [contains_answer(c.text, case.golds) if case.golds else False for c in self.candidates]
 
 
+def fit_ranker(x: np.ndarray, y: np.ndarray, groups: np.ndarray, l2: float = L2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A listwise ranker: per question, softmax over its candidates with the gold-holding ones as the
+    target (conditional logit, L2-regularised, Newton steps on standardised features); (w, mean, std)."""
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    w = np.zeros(z.shape[1])
+    bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True])
+    spans = [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if y[a:b].any()]
+    for _ in range(30):
+        grad, hess = l2 * w, np.eye(len(w)) * l2
+        for a, b in spans:
+            zg = z[a:b]
+            s = zg @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            q = y[a:b] / y[a:b].sum()
+            grad += zg.T @ (p - q)
+            hess += zg.T @ (zg * p[:, None]) - np.outer(zg.T @ p, zg.T @ p)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w, mean, std
+
+
 def fit_sentence_model(rows: list[Row]) -> dict:
-    x = [[c.features[n] for n in SENTENCE_FEATURES] for r in rows if r.case.golds for c in r.candidates]
-    y = [float(label) for r in rows if r.case.golds for label in r.labels]
-    return to_model(SENTENCE_FEATURES, *fit_logistic(np.array(x), np.array(y)))
+    """P(sentence holds a gold answer): a listwise ranker (which sentence of a question's candidates),
+    then calibrated to a probability by a one-feature logistic fit of its score."""
+    picked = [r for r in rows if r.case.golds and r.candidates]
+    x = np.array([[c.features[n] for n in SENTENCE_FEATURES] for r in picked for c in r.candidates])
+    y = np.array([float(label) for r in picked for label in r.labels])
+    groups = np.array([i for i, r in enumerate(picked) for _ in r.candidates])
+    w, mean, std = fit_ranker(x, y, groups)
+    score = ((x - mean) / std) @ w
+    (a,), b, m, sd = fit_logistic(score[:, None], y, l2=1e-3)
+    scale = a / sd[0]
+    return to_model(SENTENCE_FEATURES, w * scale, b - scale * m[0], mean, std)
 
 
 def answers_of(rows: list[Row], answerer: ExtractiveAnswerer, sentence_model: dict) -> list[tuple]:
@@ -122,13 +158,14 @@ def answerer_assessment(answerer: ExtractiveAnswerer, row: Row, candidates):
 def fit_answer_model(rows: list[Row], answers: list[tuple]) -> dict:
     x = [[f.get(n, 0.0) for n in ANSWER_FEATURES] for f, _ in answers]
     y = [1.0 if r.case.kind == "answerable" else 0.0 for r in rows]
-    # Each set's answerable questions and each set's adversarial ones weigh as one group (the small
-    # bundled corpus as much as news-dev); off-corpus questions, many and easy, weigh
-    # OFF_CORPUS_WEIGHT groups together.
+    # Each set's adversarial questions weigh as one group (the small bundled corpus as much as
+    # squad2-dev), each set's answerable ones as ANSWERABLE_WEIGHT groups (a false refusal is the
+    # worst failure); off-corpus questions, many and easy, weigh OFF_CORPUS_WEIGHT groups together.
     keys = [(r.case.set, r.case.kind) if r.case.kind != "off-corpus" else ("", "off-corpus") for r in rows]
     sizes = {k: keys.count(k) for k in set(keys)}
     total = len(rows) / (len(sizes) - 1 + OFF_CORPUS_WEIGHT)
-    weight = [total * (OFF_CORPUS_WEIGHT if k[1] == "off-corpus" else 1.0) / sizes[k] for k in keys]
+    cost = {"off-corpus": OFF_CORPUS_WEIGHT, "answerable": ANSWERABLE_WEIGHT}
+    weight = [total * cost.get(k[1], 1.0) / sizes[k] for k in keys]
     return to_model(ANSWER_FEATURES, *fit_logistic(np.array(x), np.array(y), sample_weight=np.array(weight)))
 
 
