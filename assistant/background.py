@@ -21,10 +21,9 @@ RARE_ZIPF = 2.5    # a term missing from the list (a name, a number, a rare word
 @lru_cache(maxsize=1)
 def _zipf() -> dict[str, float]:
     table: dict[str, float] = {}
-    if ZIPF_PATH.is_file():
-        for line in ZIPF_PATH.read_text().splitlines():
-            term, _, value = line.partition("\t")
-            table[term] = float(value)
+    for line in ZIPF_PATH.read_text().splitlines():  # package data (pyproject.toml): never absent
+        term, _, value = line.partition("\t")
+        table[term] = float(value)
     return table
 
 

@@ -42,6 +42,11 @@ class Meta:
 # ---------------------------------------------------------------- dates
 
 
+def chunk_owner(metadata: dict) -> str | None:
+    """The owner of a private upload's chunk (assistant/ownership.py), or None when everyone sees it."""
+    return str(metadata[Meta.OWNER]) if metadata.get(Meta.PRIVATE) and metadata.get(Meta.OWNER) else None
+
+
 def normalise_date(value: str) -> str:
     """ISO date (YYYY-MM-DD) from common date spellings, or the input stripped when unknown."""
     value = (value or "").strip()

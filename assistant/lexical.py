@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Protocol, Sequence
 
-from assistant.contract import Meta
+from assistant.contract import chunk_owner
 from assistant.text import terms
 
 SCHEMA_VERSION = 2  # 2: the owner column (private uploads)
@@ -175,7 +175,7 @@ class LexicalIndex:
             meta = {k: v for k, v in chunk.metadata.items() if not k.startswith("_")}  # not LlamaIndex's copy
             rows.append((chunk.chunk_id, str(meta.get("doc_id", "")), str(meta.get("doc_hash", "")),
                          str(meta.get("origin", "")), int(meta.get("n_chunks", 0) or 0), len(toks),
-                         " ".join(toks), chunk.text, json.dumps(meta, ensure_ascii=False), _owner(meta)))
+                         " ".join(toks), chunk.text, json.dumps(meta, ensure_ascii=False), chunk_owner(meta)))
         if not rows:
             return 0
         with self._write() as db:
@@ -341,11 +341,6 @@ def _rescore(rows, query_terms: list[str], idf: dict[str, float], avg_length: fl
         if score > 0:
             scored.append((-score, rowid))
     return sorted(scored)
-
-
-def _owner(meta: dict) -> str | None:
-    """A private upload's owner (assistant/ownership.py), or None when everyone sees the chunk."""
-    return str(meta[Meta.OWNER]) if meta.get(Meta.PRIVATE) and meta.get(Meta.OWNER) else None
 
 
 def _prior_idf(df: int, n: int) -> float:

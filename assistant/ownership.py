@@ -44,11 +44,6 @@ def mark_owner(nodes, owner: str | None) -> None:
             keys.extend(k for k in (OWNER_KEY, PRIVATE_KEY) if k not in keys)
 
 
-def chunk_owner(metadata: dict) -> str | None:
-    """The owner of a stored chunk, or None when everyone sees it."""
-    return str(metadata.get(OWNER_KEY)) if metadata.get(PRIVATE_KEY) and metadata.get(OWNER_KEY) else None
-
-
 def visible(metadata: dict, user: str) -> bool:
     """True when the chunk with ``metadata`` is public or owned by ``user`` (an owner key)."""
     return Filters(visible_to=user).matches(metadata)

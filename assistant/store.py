@@ -19,7 +19,7 @@ from pathlib import Path
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 
-from assistant.contract import Meta
+from assistant.contract import Meta, chunk_owner
 from assistant.embedding import ChromaEmbeddingFunction, encoder_for, preload_encoder
 from assistant.lexical import IndexedChunk, LexicalIndex, index_path
 from assistant.settings import Settings
@@ -258,7 +258,7 @@ class Store:
                     int(meta.get(Meta.N_CHUNKS, 0)), set(), str(meta.get(Meta.TITLE_FULL) or meta.get(Meta.TITLE) or ""),
                     str(meta.get(Meta.SOURCE) or ""),
                 )
-                entry.owner = str(meta[Meta.OWNER]) if meta.get(Meta.PRIVATE) and meta.get(Meta.OWNER) else None
+                entry.owner = chunk_owner(meta)
                 entry.date = str(meta.get(Meta.DATE) or "")
             entry.chunks += 1
             entry.hashes.add(meta.get(Meta.DOC_HASH, ""))

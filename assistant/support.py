@@ -273,15 +273,21 @@ def last_sentence(text: str) -> str:
     return text[spans[-1][0]:spans[-1][1]] if spans else ""
 
 
-def claim_parts(claim: str) -> list[str]:
-    """The clauses of a long claim (each compared on its own: a claim that joins two passage
-    sentences, or paraphrases a long one clause by clause); empty for a one-clause claim."""
+def split_clauses(text: str, breaks: re.Pattern) -> list[str]:
+    """``text`` split at ``breaks``, a part shorter than ``MIN_CLAUSE_WORDS`` joined to the next."""
     clauses: list[str] = []
-    for part in CLAUSE_BREAK.split(claim.strip()):
+    for part in breaks.split(text.strip()):
         if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS:
             clauses[-1] = f"{clauses[-1]} {part}"
         elif part.strip():
             clauses.append(part)
+    return clauses
+
+
+def claim_parts(claim: str) -> list[str]:
+    """The clauses of a long claim (each compared on its own: a claim that joins two passage
+    sentences, or paraphrases a long one clause by clause); empty for a one-clause claim."""
+    clauses = split_clauses(claim, CLAUSE_BREAK)
     if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS and len(clauses) > 1:
         clauses[-2:] = [f"{clauses[-2]} {clauses[-1]}"]
     return clauses if len(clauses) > 1 else []
@@ -289,12 +295,7 @@ def claim_parts(claim: str) -> list[str]:
 
 def clause_windows(sentence: str) -> list[str]:
     """The sentence, and when it has several clauses, each clause and each pair of adjacent ones."""
-    clauses: list[str] = []
-    for part in PASSAGE_CLAUSE_BREAK.split(sentence.strip()):
-        if clauses and len(clauses[-1].split()) < MIN_CLAUSE_WORDS:
-            clauses[-1] = f"{clauses[-1]} {part}"
-        elif part.strip():
-            clauses.append(part)
+    clauses = split_clauses(sentence, PASSAGE_CLAUSE_BREAK)
     if len(clauses) < 2:
         return [sentence]
     pairs = [f"{a} {b}" for a, b in zip(clauses, clauses[1:])]
