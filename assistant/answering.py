@@ -29,6 +29,8 @@ from assistant.text import looks_like_injection, split_sentences, terms
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
 SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence of the same document may join when at least this close
 TWO_DOCUMENTS_RATIO = 0.8    # the best sentence of another document joins when this close: neither dominates
+RIVAL_RATIO = TWO_DOCUMENTS_RATIO  # a runner-up this close that names another answer joins: the two compete
+MIN_RIVAL_WORDS = 15  # such a rival too long for the word budget joins trimmed around its answer when this many are left
 EXPLAIN_CANDIDATES = 5       # candidate sentences shown by ``assistant ask --explain``
 
 
@@ -186,10 +188,19 @@ class ExtractiveAnswerer:
             return bool((set(terms(c.text)) & q_terms) - best_terms) or (
                 c.features["type_fit"] > best.features["type_fit"])
 
+        info = assessment.info
+        best_answers = set(answer_terms(best.text, info, q_terms))
+
+        def rival(c: Candidate) -> bool:
+            """It scores about as well and names an answer of the expected kind that the best one does not."""
+            return c.score >= RIVAL_RATIO * best.score and bool(set(answer_terms(c.text, info, q_terms)) - best_answers)
+
         other_doc = next((c for c in candidates[1:4] if c.doc_id != best.doc_id), None)
         runners: list[Candidate] = []
         if other_doc and other_doc.score >= TWO_DOCUMENTS_RATIO * best.score:
             runners.append(other_doc)
+        rivals = [c for c in candidates[1:3] if rival(c)]
+        runners += rivals
         # The sentence right after the best one that refers back to it ("Its mascot is ...") often
         # holds the answer the best one sets up.
         runners += [c for c in candidates[1:] if c.passage_index == best.passage_index and c.start >= best.end
@@ -201,10 +212,13 @@ class ExtractiveAnswerer:
         for other in runners:
             if len(chosen) >= self.max_sentences:
                 break
-            if other in chosen or len(other.text.split()) + 1 > budget:
+            if other in chosen:
+                continue
+            words = len(other.text.split()) + 1
+            if words > budget and not (other in rivals and budget >= MIN_RIVAL_WORDS):
                 continue
             chosen.append(other)
-            budget -= len(other.text.split()) + 1
+            budget -= min(words, budget)
         chosen.sort(key=lambda c: (c.doc_id != best.doc_id, c.passage_index, c.start))
         return chosen
 
@@ -215,9 +229,11 @@ class ExtractiveAnswerer:
         citations: list[Citation] = []
         parts: list[str] = []
         remaining = self.max_words
+        info = analyse_question(question)
         for candidate in chosen:
             passage = passages[candidate.passage_index]
-            quote = _trim(candidate.text, remaining - 1, question)
+            answers = set().union(*answer_terms(candidate.text, info, set(info.terms)))
+            quote = _trim(candidate.text, remaining - 1, question, answers)
             if any(quote == part.rsplit(" [", 1)[0] for part in parts):
                 continue  # never the same sentence twice
             remaining -= len(quote.split()) + 1
@@ -231,8 +247,9 @@ class ExtractiveAnswerer:
         return Answer(question, " ".join(parts), False, citations, passages, confidence)
 
 
-def _trim(sentence: str, max_words: int, question: str) -> str:
-    """The sentence, or its window densest in question terms when it is too long.
+def _trim(sentence: str, max_words: int, question: str, answers: set[str] = frozenset()) -> str:
+    """The sentence, or its window densest in question terms (and, twice as dense, in the
+    ``answers`` terms of its likely answer) when it is too long.
 
     The result is always an exact substring of ``sentence`` (quotes must be verbatim).
     """
@@ -240,7 +257,8 @@ def _trim(sentence: str, max_words: int, question: str) -> str:
     if len(spans) <= max_words:
         return sentence.strip()
     q_terms = set(terms(question))
-    hits = [1.0 if set(terms(sentence[a:b])) & q_terms else 0.0 for a, b in spans]
+    hits = [2.0 if (found := set(terms(sentence[a:b]))) & answers else 1.0 if found & q_terms else 0.0
+            for a, b in spans]
     size = max(max_words, 1)
     first = max(range(len(spans) - size + 1), key=lambda s: sum(hits[s : s + size]))
     return sentence[spans[first][0] : spans[first + size - 1][1]]
