@@ -189,3 +189,50 @@ def test_an_answer_named_again_and_again_in_the_passages_counts_as_redundant():
     q_terms = set(info.terms)
     assert redundancy(answer_terms(sentences[0], info, q_terms), frequency) > \
         redundancy(answer_terms(sentences[3], info, q_terms), frequency) > 0
+
+
+def test_two_sentences_that_name_different_answers_and_score_alike_are_both_given(tmp_path):
+    # Neither sentence dominates: the user sees both candidates, each cited, rather than a coin toss.
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "regatta.txt").write_text(
+        "The autumn regatta was hosted by the city of Lyon in 2019, with boats from twelve clubs. "
+        "The spring regatta was hosted by the city of Porto in 2021, with boats from nine clubs. "
+        "Entry to the quay is free for visitors on both days.")
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("Which city hosted the regatta?")
+        assert not answer.abstained
+        assert "Lyon" in answer.text and "Porto" in answer.text, answer.text
+        assert "Entry to the quay" not in answer.text  # no unrelated sentence
+        assert all(part in c.passage for c in answer.citations for part in c.quote.split(" … "))
+    finally:
+        drop_store(bot)
+
+
+def test_a_runner_up_that_names_the_same_answer_is_not_appended(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "regatta.txt").write_text(
+        "The autumn regatta was hosted by the city of Lyon in 2019, with boats from twelve clubs. "
+        "The regatta in the city of Lyon drew boats from twelve clubs in 2019. "
+        "Entry to the quay is free for visitors on both days.")
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("Which city hosted the regatta?")
+        assert not answer.abstained and answer.text.count("Lyon") == 1, answer.text
+    finally:
+        drop_store(bot)
+
+
+def test_a_sentence_too_long_for_the_answer_is_cut_to_the_window_that_keeps_its_answer():
+    from assistant.answering import _trim
+
+    info = analyse_question("Which city hosted the regatta?")
+    # Two of the question's words stand at the start, one next to the answer, 40 words further on.
+    sentence = ("The regatta of the city, after the sailing clubs of the region had planned it for more than "
+                "three years and after boats, crews, families and visitors had come from across the whole coast "
+                "despite the rain, the wind and the late start, was in the end hosted by the harbour of Porto.")
+    answers = set().union(*answer_terms(sentence, info, set(info.terms)))
+    quote = _trim(sentence, 20, info.text, answers)
+    assert "Porto" in quote and quote in sentence and len(quote.split()) == 20
