@@ -54,9 +54,10 @@ def run_llamaindex(jsonl: Path, base: Path, chunking: dict) -> dict:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
     from llama_index.core import Document, StorageContext, VectorStoreIndex
+    from llama_index.core.node_parser import SentenceSplitter
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from assistant.chunking import splitter
+    from assistant.text import token_encoder
     from llama_embedding import MiniLMEmbedding
 
     from assistant.embedding import ChromaEmbeddingFunction
@@ -72,7 +73,9 @@ def run_llamaindex(jsonl: Path, base: Path, chunking: dict) -> dict:
                  for r in map(json.loads, open(jsonl))]
     VectorStoreIndex.from_documents(
         documents, storage_context=StorageContext.from_defaults(vector_store=ChromaVectorStore(collection)),
-        embed_model=embed_model, transformations=[splitter(chunking["chunk_size"], chunking["chunk_overlap"])])
+        embed_model=embed_model, transformations=[SentenceSplitter(  # LlamaIndex's own ids: the plain path
+            chunk_size=chunking["chunk_size"], chunk_overlap=chunking["chunk_overlap"],
+            tokenizer=lambda text: token_encoder().encode(text, disallowed_special=()))])
     return {"chunks": collection.count(), "wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
 
 
