@@ -174,9 +174,10 @@ class ExtractiveAnswerer:
         """The best sentence, plus one that adds what it lacks.
 
         A second sentence joins only when it fits the word budget and either comes from another
-        document while the two score alike (neither dominates), or follows the best one and refers
-        back to it, or scores close and carries question terms or an answer of the expected type
-        that the best one lacks.
+        document while the two score alike (neither dominates), or scores alike and names another
+        answer of the expected kind (a rival: it may join cut around its answer when the budget is
+        short), or follows the best one and refers back to it, or scores close and carries question
+        terms or an answer of the expected type that the best one lacks.
         """
         candidates = assessment.candidates
         best = candidates[0]
