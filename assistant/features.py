@@ -1,7 +1,8 @@
 """What the extractive answerer knows about a question and its candidate sentences.
 
 - :func:`analyse_question`: the question's terms, key terms, expected answer type and its finer
-  kind (place, organisation, person, percentage, money, year, name), matched by :func:`kind_fit`.
+  kind (country, US state, place, organisation, person, percentage, money, year, name), matched by
+  :func:`kind_fit` (countries and states by name, :mod:`assistant.places`).
 - :func:`answer_form`: whether a sentence can be an answer at all (not a heading, title-like line,
   question, caption or fragment without a verb).
 - :func:`sentence_features`: per sentence, how well it answers (the sentence model's input).
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from assistant.background import background_weight
+from assistant.places import KINDS as PLACE_KINDS, place_pattern
 from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
@@ -108,6 +110,8 @@ QUESTION_KIND = [
     ("year", re.compile(r"\b(?:what|which|in what|in which) year\b", re.I)),
     ("name", re.compile(r"\b(?:what (?:is|was|were|are) (?:the|its|their|his|her) names?|what (?:is|was) it called|"
                         r"under what name|what (?:is|was) (?:the )?\w+ (?:called|named))\b", re.I)),
+    ("country", re.compile(r"\b(?:which|what) (?:\w+ )?(?:countr(?:y|ies)|nations?)\b", re.I)),
+    ("state", re.compile(r"\b(?:which|what) (?:\w+ )?states?\b", re.I)),
     ("place", re.compile(rf"\bwhere\b|\b(?:which|what) (?:\w+ )?(?:{_HEADS['place']})\b", re.I)),
     ("org", re.compile(rf"\b(?:which|what) (?:\w+ )?(?:{_HEADS['org']})\b", re.I)),
     ("person", re.compile(rf"\bwho(?:m|se)?\b|\b(?:which|what) (?:\w+ )?(?:{_HEADS['person']})\b", re.I)),
@@ -154,7 +158,7 @@ class QuestionInfo:
     terms: list[str]
     answer_type: str | None  # date | number | entity | None
     key_terms: set[str]
-    kind: str | None = None  # percent | money | year | name | place | org | person | None: the finer kind
+    kind: str | None = None  # percent | money | year | name | country | state | place | org | person | None
 
 
 def analyse_question(question: str) -> QuestionInfo:
@@ -240,6 +244,8 @@ def kind_spans(sentence: str, kind: str | None) -> list[tuple[int, int]]:
     if kind == "money":
         return [m.span() for m in re.finditer(r"[$£€]\s?\d[\d,.]*(?:\s?(?:million|billion|trillion|[mbk])\b)?|"
                                               r"\d[\d,.]*\s?(?:million |billion )?(?:dollars|pounds|euros)\b", sentence)]
+    if kind in PLACE_KINDS:  # "which country" / "which state": a country's or a US state's name
+        return [m.span() for m in place_pattern(kind).finditer(sentence)]
     if kind == "year":
         return [m.span() for m in re.finditer(r"\b(?:1[5-9]\d\d|20\d\d)s?\b", sentence)]
     names = typed_spans(sentence, "entity")

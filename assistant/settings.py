@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     llm: Literal["extractive", "openai"] = "extractive"
     max_answer_sentences: int = Field(2, ge=1, le=3)
     max_answer_words: int = Field(60, ge=10, le=200)
-    abstain_threshold: float = Field(0.425, ge=0.0, le=1.0, description="Answer only when P(answerable) >= this (chosen on a tuning fold by bench/fit_answerer.py).")
+    abstain_threshold: float = Field(0.45, ge=0.0, le=1.0, description="Answer only when P(answerable) >= this (chosen on a tuning fold by bench/fit_answerer.py).")
     max_question_chars: int = Field(4000, ge=16)
 
     # LLM back end (issue: generative answers)

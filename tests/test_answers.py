@@ -22,7 +22,7 @@ ARTICLE = "netflix-ai-job-ad.md"
 
 
 # Known gap (issue 10): the fitted abstention model still refuses these paraphrased questions over the
-# six-chunk article (P(answerable) 0.07-0.29 against a threshold of 0.425); strict, so a fix shows.
+# six-chunk article (P(answerable) well below the fitted threshold, 0.45); strict, so a fix shows.
 REFUSED_STILL = pytest.mark.xfail(strict=True, reason="P(answerable) below the fitted threshold")
 
 
@@ -148,7 +148,8 @@ def test_common_words_weigh_less_than_names_and_numbers_whatever_the_corpus():
 
 
 @pytest.mark.parametrize("question, kind", [
-    ("Which country hosted the 2019 regatta?", "place"),
+    ("Which country hosted the 2019 regatta?", "country"),
+    ("Which US state sued the agency?", "state"),
     ("Where did the regatta take place?", "place"),
     ("Which company built the bridge?", "org"),
     ("Which famous actors joined the strike?", "person"),
@@ -166,6 +167,11 @@ def test_the_question_wording_gives_the_kind_of_answer_expected(question, kind):
     ("Which country hosted the 2019 regatta?", "The 2019 regatta was held in Portugal for the first time.", True),
     ("Which country hosted the 2019 regatta?", "The 2019 regatta drew 300 boats from the Atlantic Sailing Union.", False),
     ("Which company built the bridge?", "The bridge was built by Harland Steel Corp in two years.", True),
+    # "Which state/country": a state's or country's name, not any place (assistant/places.tsv).
+    ("Which state sued the agency?", "Texas sued the agency on Wednesday in a federal court.", True),
+    ("Which state sued the agency?", "The agency was sued on Wednesday in a court in Austin.", False),
+    ("Which country loaned the zoo two pandas?", "The pandas arrived in Washington from China on Tuesday.", True),
+    ("Which country loaned the zoo two pandas?", "The pandas arrived at the zoo in Washington on Tuesday.", False),
     ("What percentage of members ride on Sundays?", "Some 64% of members ride on Sunday mornings.", True),
     ("What percentage of members ride on Sundays?", "The club has 214 members who ride on Sundays.", False),
     ("How much did the new clubhouse cost?", "The new clubhouse cost $1.2 million to build.", True),
