@@ -81,12 +81,13 @@ def test_the_llm_fallback_answers_a_follow_up_exactly_as_the_extractive_path_doe
 # ---------------------------------------------------------------- retrieval keeps no state between searches
 
 
-def test_each_search_carries_the_term_weights_of_the_index_it_used(seeded_bot):
-    before = seeded_bot.retriever.retrieve("lighthouse keeper")
-    note = seeded_bot.settings.corpus_dir / "lighthouse.txt"
+def test_each_search_carries_the_term_weights_of_the_index_it_used(bot):  # its own store: it ingests
+    bot.ingest(progress=False)
+    before = bot.retriever.retrieve("lighthouse keeper")
+    note = bot.settings.corpus_dir / "lighthouse.txt"
     note.write_text("The lighthouse keeper counted 412 ships in 1911. The lighthouse stood on the cape.")
-    seeded_bot.ingest(progress=False)
-    after = seeded_bot.retriever.retrieve("lighthouse keeper")
+    bot.ingest(progress=False)
+    after = bot.retriever.retrieve("lighthouse keeper")
 
     assert after.passages[0].doc_id == "lighthouse.txt"
     assert after.idf("lighthous") < before.idf("lighthous"), "a term that is now in the corpus weighs less"
