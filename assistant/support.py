@@ -6,8 +6,10 @@ keeps a wrong number, date or name out however fluent the rest is. Then
 
     score = max(lexical, w * coverage + (1 - w) * dense)
 
-``lexical``: the idf-weighted share of the claim's terms whose stem is in the passage (the words of
-its facts count as found, in whatever form they were written); ``coverage``: the same share, where a
+``lexical``: the weighted share of the claim's terms whose stem is in the passage (the words of its
+facts count as found, in whatever form they were written); a term weighs its corpus idf times its
+rarity in general English (a very common word such as "time" weighs little: a small corpus's idf
+alone cannot tell it from a rare one); ``coverage``: the same share, where a
 content word the passage lacks still counts by how close MiniLM puts it to the passage's nearest word
 ("contested" / "contentious", "annually" / "year": a synonym counts, a word the passage has nothing
 like counts nothing), so that a claim whose key content is not in the passage scores low however
@@ -31,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from assistant.background import background_weight
 from assistant.facts import PassageFacts, claim_facts
 from assistant.text import STOPWORDS, _stemmer, split_sentences, words
 from assistant.text import terms as _terms
@@ -52,6 +55,9 @@ chose:choose chosen:choose drove:drive driven:drive fell:fall fallen:fall felt:f
 gave:give given:give grew:grow grown:grow kept:keep knew:know known:know left:leave lost:lose meant:mean
 met:meet ran:run rose:rise risen:rise sold:sell sent:send shot:shoot sought:seek spent:spend stood:stand
 taught:teach thought:think took:take taken:take wrote:write written:write became:become""".split())
+# The general-English factor of a term's weight is at least this (a claim of only the commonest words
+# is still judged by them).
+MIN_INFORMATIVENESS = 1e-6
 UNSEEN_TERM = "\x00unseen"  # asked of the idf to learn the weight of a word no passage has
 CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=[–—]\s)")
 # A passage sentence is also split before a conjunction that starts a clause ("It's the first joint
@@ -97,13 +103,17 @@ class SupportScorer:
         self.lexical_weight = lexical_weight if embed is not None else 1.0
 
     def _weights(self, claim_terms: set[str], fact_terms: set[str]) -> dict[str, float]:
-        """idf weights of a claim's terms; a word the index has never seen (a paraphrase's own word
-        in a small corpus) weighs what the claim's known words weigh on average, not the most."""
+        """Weights of a claim's terms: how rare each is in the corpus (idf) times how rare in general
+        English (:func:`assistant.background.background_weight`), so that a very common word the
+        passage lacks ("time" in "the first time since") costs little however rare the corpus finds it.
+        A word the index has never seen (a paraphrase's own word in a small corpus) takes, as its idf,
+        what the claim's known words have on average, not the most."""
         unseen = self.idf(UNSEEN_TERM)
-        weights = {t: self.idf(t) for t in claim_terms}
-        known = [w for t, w in weights.items() if w < unseen]
+        idf = {t: self.idf(t) for t in claim_terms}
+        known = [w for t, w in idf.items() if w < unseen]
         typical = float(np.mean(known)) if known else 1.0
-        return {t: (typical if w >= unseen and t not in fact_terms else w) for t, w in weights.items()}
+        return {t: (typical if w >= unseen and t not in fact_terms else w)
+                * max(background_weight(t), MIN_INFORMATIVENESS) for t, w in idf.items()}
 
     def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
               decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]:
