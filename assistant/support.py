@@ -159,14 +159,19 @@ class SupportScorer:
             needed &= ~(lexical >= decide_at)
         similarity: dict[tuple[int, int], np.ndarray] = {}
         by_parts: dict[tuple[int, int], float] = {}
+        words_ = self._coverage_words(claims, passages, titles, fact_terms, passage_terms, needed)
+        word_vectors: dict[str, np.ndarray] = {}
         if needed.any():
             rows = np.flatnonzero(needed.any(axis=1))
             columns = np.flatnonzero(needed.any(axis=0))
             texts = [w_.text for j in columns for w_ in windows[j]]
             parts = {i: claim_parts(claims[i]) for i in rows}
             part_texts = [part for i in rows for part in parts[i]]
-            vectors = self.embed([claims[i] for i in rows] + part_texts + texts)
-            n_claims = len(rows) + len(part_texts)
+            # one encoder call: claims, their clauses, passage windows and the coverage's words
+            vectors = self.embed([claims[i] for i in rows] + part_texts + texts + words_.vocabulary)
+            n_claims, n_texts = len(rows) + len(part_texts), len(texts)
+            word_vectors = dict(zip(words_.vocabulary, vectors[n_claims + n_texts:]))
+            vectors = vectors[:n_claims + n_texts]
             sims = vectors[:n_claims] @ vectors[n_claims:].T
             offset = 0
             for j in columns:
@@ -182,7 +187,7 @@ class SupportScorer:
                     part_row += len(parts[i])
                 offset += len(windows[j])
 
-        coverage = self._coverage(claims, passages, titles, weights, fact_terms, passage_terms, needed)
+        coverage = coverage_of(words_, word_vectors, weights)
         result: list[list[Support]] = []
         for i in range(len(claims)):
             total = sum(weights[i].values()) or 1.0
@@ -207,14 +212,13 @@ class SupportScorer:
             result.append(row)
         return result
 
-
-    def _coverage(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str],
-                  weights: list[dict[str, float]], fact_terms: list[set[str]], passage_terms: list[set[str]],
-                  needed: np.ndarray) -> dict[tuple[int, int], float]:
-        """``(i, j) -> coverage`` where ``needed``: the idf-weighted share of claim ``i``'s content words
-        that passage ``j`` has by stem, or by MiniLM similarity of the word to the passage's closest word."""
+    def _coverage_words(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str],
+                        fact_terms: list[set[str]], passage_terms: list[set[str]],
+                        needed: np.ndarray) -> CoverageWords:
+        """What ``coverage`` must embed where ``needed``: each claim's content words, those passage ``j``
+        lacks by stem, and the passage words they are compared to (nothing without an encoder)."""
         if self.embed is None or not needed.any():
-            return {}
+            return CoverageWords()
         claim_words = {i: content_words(claims[i]) for i in np.flatnonzero(needed.any(axis=1))}
         unmatched = {(i, j): [word for word, term in claim_words[i]
                               if term not in passage_terms[j] and term not in fact_terms[i]]
@@ -223,23 +227,42 @@ class SupportScorer:
         candidates = {j: list(dict.fromkeys(word for word, _ in content_words(f"{titles[j]}\n{passages[j]}")))
                       for j in columns}
         lonely = list(dict.fromkeys(word for lacking in unmatched.values() for word in lacking))
-        vocabulary = list(dict.fromkeys(lonely + [word for j in columns for word in candidates[j]]))
-        vectors = dict(zip(vocabulary, self.embed(vocabulary))) if lonely else {}
-        out = {}
-        for (i, j), lacking in unmatched.items():
-            total = sum(weights[i].get(term, 0.0) for _, term in claim_words[i])
-            if not total:
-                out[(i, j)] = 1.0
-                continue
-            near = {}
-            if lacking and candidates[j]:
-                sims = np.stack([vectors[w] for w in lacking]) @ np.stack([vectors[w] for w in candidates[j]]).T
-                near = dict(zip(lacking, sims.max(axis=1)))
-            found = sum(weights[i].get(term, 0.0) * (word_match(float(near[word])) if word in near else
-                                            0.0 if word in lacking else 1.0)
-                        for word, term in claim_words[i])
-            out[(i, j)] = found / total
-        return out
+        vocabulary = list(dict.fromkeys(lonely + [word for j in columns for word in candidates[j]])) if lonely else []
+        return CoverageWords(claim_words, unmatched, candidates, vocabulary)
+
+
+@dataclass
+class CoverageWords:
+    """The words ``coverage`` compares: ``claim_words[i]`` (word, stem), ``unmatched[(i, j)]`` (those
+    passage ``j`` lacks), ``candidates[j]`` (the passage's words) and ``vocabulary`` (all, to embed)."""
+
+    claim_words: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    unmatched: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    candidates: dict[int, list[str]] = field(default_factory=dict)
+    vocabulary: list[str] = field(default_factory=list)
+
+
+def coverage_of(words_: CoverageWords, vectors: dict[str, np.ndarray],
+                weights: list[dict[str, float]]) -> dict[tuple[int, int], float]:
+    """``(i, j) -> coverage``: the weighted share of claim ``i``'s content words that passage ``j`` has
+    by stem, or by MiniLM similarity (``vectors``) of the word to the passage's closest word."""
+    out = {}
+    for (i, j), lacking in words_.unmatched.items():
+        claim_words = words_.claim_words[i]
+        total = sum(weights[i].get(term, 0.0) for _, term in claim_words)
+        if not total:
+            out[(i, j)] = 1.0
+            continue
+        near = {}
+        candidates = words_.candidates.get(j, [])
+        if lacking and candidates:
+            sims = np.stack([vectors[w] for w in lacking]) @ np.stack([vectors[w] for w in candidates]).T
+            near = dict(zip(lacking, sims.max(axis=1)))
+        found = sum(weights[i].get(term, 0.0) * (word_match(float(near[word])) if word in near else
+                                                 0.0 if word in lacking else 1.0)
+                    for word, term in claim_words)
+        out[(i, j)] = found / total
+    return out
 
 
 def word_match(similarity: float) -> float:
