@@ -6,8 +6,10 @@ keeps a wrong number, date or name out however fluent the rest is. Then
 
     score = max(lexical, w * coverage + (1 - w) * dense)
 
-``lexical``: the idf-weighted share of the claim's terms whose stem is in the passage (the words of
-its facts count as found, in whatever form they were written); ``coverage``: the same share, where a
+``lexical``: the weighted share of the claim's terms whose stem is in the passage (the words of its
+facts count as found, in whatever form they were written); a term weighs its corpus idf times its
+rarity in general English (a very common word such as "time" weighs little: a small corpus's idf
+alone cannot tell it from a rare one); ``coverage``: the same share, where a
 content word the passage lacks still counts by how close MiniLM puts it to the passage's nearest word
 ("contested" / "contentious", "annually" / "year": a synonym counts, a word the passage has nothing
 like counts nothing), so that a claim whose key content is not in the passage scores low however
@@ -31,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from assistant.background import background_weight
 from assistant.facts import PassageFacts, claim_facts
 from assistant.text import STOPWORDS, _stemmer, split_sentences, words
 from assistant.text import terms as _terms
@@ -52,6 +55,9 @@ chose:choose chosen:choose drove:drive driven:drive fell:fall fallen:fall felt:f
 gave:give given:give grew:grow grown:grow kept:keep knew:know known:know left:leave lost:lose meant:mean
 met:meet ran:run rose:rise risen:rise sold:sell sent:send shot:shoot sought:seek spent:spend stood:stand
 taught:teach thought:think took:take taken:take wrote:write written:write became:become""".split())
+# The general-English factor of a term's weight is at least this (a claim of only the commonest words
+# is still judged by them).
+MIN_INFORMATIVENESS = 1e-6
 UNSEEN_TERM = "\x00unseen"  # asked of the idf to learn the weight of a word no passage has
 CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+|\s+(?=[–—]\s)")
 # A passage sentence is also split before a conjunction that starts a clause ("It's the first joint
@@ -97,13 +103,17 @@ class SupportScorer:
         self.lexical_weight = lexical_weight if embed is not None else 1.0
 
     def _weights(self, claim_terms: set[str], fact_terms: set[str]) -> dict[str, float]:
-        """idf weights of a claim's terms; a word the index has never seen (a paraphrase's own word
-        in a small corpus) weighs what the claim's known words weigh on average, not the most."""
+        """Weights of a claim's terms: how rare each is in the corpus (idf) times how rare in general
+        English (:func:`assistant.background.background_weight`), so that a very common word the
+        passage lacks ("time" in "the first time since") costs little however rare the corpus finds it.
+        A word the index has never seen (a paraphrase's own word in a small corpus) takes, as its idf,
+        what the claim's known words have on average, not the most."""
         unseen = self.idf(UNSEEN_TERM)
-        weights = {t: self.idf(t) for t in claim_terms}
-        known = [w for t, w in weights.items() if w < unseen]
+        idf = {t: self.idf(t) for t in claim_terms}
+        known = [w for t, w in idf.items() if w < unseen]
         typical = float(np.mean(known)) if known else 1.0
-        return {t: (typical if w >= unseen and t not in fact_terms else w) for t, w in weights.items()}
+        return {t: (typical if w >= unseen and t not in fact_terms else w)
+                * max(background_weight(t), MIN_INFORMATIVENESS) for t, w in idf.items()}
 
     def score(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str] | None = None,
               decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]:
@@ -149,14 +159,19 @@ class SupportScorer:
             needed &= ~(lexical >= decide_at)
         similarity: dict[tuple[int, int], np.ndarray] = {}
         by_parts: dict[tuple[int, int], float] = {}
+        words_ = self._coverage_words(claims, passages, titles, fact_terms, passage_terms, needed)
+        word_vectors: dict[str, np.ndarray] = {}
         if needed.any():
             rows = np.flatnonzero(needed.any(axis=1))
             columns = np.flatnonzero(needed.any(axis=0))
             texts = [w_.text for j in columns for w_ in windows[j]]
             parts = {i: claim_parts(claims[i]) for i in rows}
             part_texts = [part for i in rows for part in parts[i]]
-            vectors = self.embed([claims[i] for i in rows] + part_texts + texts)
-            n_claims = len(rows) + len(part_texts)
+            # one encoder call: claims, their clauses, passage windows and the coverage's words
+            vectors = self.embed([claims[i] for i in rows] + part_texts + texts + words_.vocabulary)
+            n_claims, n_texts = len(rows) + len(part_texts), len(texts)
+            word_vectors = dict(zip(words_.vocabulary, vectors[n_claims + n_texts:]))
+            vectors = vectors[:n_claims + n_texts]
             sims = vectors[:n_claims] @ vectors[n_claims:].T
             offset = 0
             for j in columns:
@@ -172,7 +187,7 @@ class SupportScorer:
                     part_row += len(parts[i])
                 offset += len(windows[j])
 
-        coverage = self._coverage(claims, passages, titles, weights, fact_terms, passage_terms, needed)
+        coverage = coverage_of(words_, word_vectors, weights)
         result: list[list[Support]] = []
         for i in range(len(claims)):
             total = sum(weights[i].values()) or 1.0
@@ -197,14 +212,13 @@ class SupportScorer:
             result.append(row)
         return result
 
-
-    def _coverage(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str],
-                  weights: list[dict[str, float]], fact_terms: list[set[str]], passage_terms: list[set[str]],
-                  needed: np.ndarray) -> dict[tuple[int, int], float]:
-        """``(i, j) -> coverage`` where ``needed``: the idf-weighted share of claim ``i``'s content words
-        that passage ``j`` has by stem, or by MiniLM similarity of the word to the passage's closest word."""
+    def _coverage_words(self, claims: Sequence[str], passages: Sequence[str], titles: Sequence[str],
+                        fact_terms: list[set[str]], passage_terms: list[set[str]],
+                        needed: np.ndarray) -> CoverageWords:
+        """What ``coverage`` must embed where ``needed``: each claim's content words, those passage ``j``
+        lacks by stem, and the passage words they are compared to (nothing without an encoder)."""
         if self.embed is None or not needed.any():
-            return {}
+            return CoverageWords()
         claim_words = {i: content_words(claims[i]) for i in np.flatnonzero(needed.any(axis=1))}
         unmatched = {(i, j): [word for word, term in claim_words[i]
                               if term not in passage_terms[j] and term not in fact_terms[i]]
@@ -213,23 +227,42 @@ class SupportScorer:
         candidates = {j: list(dict.fromkeys(word for word, _ in content_words(f"{titles[j]}\n{passages[j]}")))
                       for j in columns}
         lonely = list(dict.fromkeys(word for lacking in unmatched.values() for word in lacking))
-        vocabulary = list(dict.fromkeys(lonely + [word for j in columns for word in candidates[j]]))
-        vectors = dict(zip(vocabulary, self.embed(vocabulary))) if lonely else {}
-        out = {}
-        for (i, j), lacking in unmatched.items():
-            total = sum(weights[i].get(term, 0.0) for _, term in claim_words[i])
-            if not total:
-                out[(i, j)] = 1.0
-                continue
-            near = {}
-            if lacking and candidates[j]:
-                sims = np.stack([vectors[w] for w in lacking]) @ np.stack([vectors[w] for w in candidates[j]]).T
-                near = dict(zip(lacking, sims.max(axis=1)))
-            found = sum(weights[i].get(term, 0.0) * (word_match(float(near[word])) if word in near else
-                                            0.0 if word in lacking else 1.0)
-                        for word, term in claim_words[i])
-            out[(i, j)] = found / total
-        return out
+        vocabulary = list(dict.fromkeys(lonely + [word for j in columns for word in candidates[j]])) if lonely else []
+        return CoverageWords(claim_words, unmatched, candidates, vocabulary)
+
+
+@dataclass
+class CoverageWords:
+    """The words ``coverage`` compares: ``claim_words[i]`` (word, stem), ``unmatched[(i, j)]`` (those
+    passage ``j`` lacks), ``candidates[j]`` (the passage's words) and ``vocabulary`` (all, to embed)."""
+
+    claim_words: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    unmatched: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    candidates: dict[int, list[str]] = field(default_factory=dict)
+    vocabulary: list[str] = field(default_factory=list)
+
+
+def coverage_of(words_: CoverageWords, vectors: dict[str, np.ndarray],
+                weights: list[dict[str, float]]) -> dict[tuple[int, int], float]:
+    """``(i, j) -> coverage``: the weighted share of claim ``i``'s content words that passage ``j`` has
+    by stem, or by MiniLM similarity (``vectors``) of the word to the passage's closest word."""
+    out = {}
+    for (i, j), lacking in words_.unmatched.items():
+        claim_words = words_.claim_words[i]
+        total = sum(weights[i].get(term, 0.0) for _, term in claim_words)
+        if not total:
+            out[(i, j)] = 1.0
+            continue
+        near = {}
+        candidates = words_.candidates.get(j, [])
+        if lacking and candidates:
+            sims = np.stack([vectors[w] for w in lacking]) @ np.stack([vectors[w] for w in candidates]).T
+            near = dict(zip(lacking, sims.max(axis=1)))
+        found = sum(weights[i].get(term, 0.0) * (word_match(float(near[word])) if word in near else
+                                                 0.0 if word in lacking else 1.0)
+                    for word, term in claim_words)
+        out[(i, j)] = found / total
+    return out
 
 
 def word_match(similarity: float) -> float:

@@ -3,8 +3,8 @@
 Each line is one reply a chat model might write over numbered passages, hand-written over
 squad2-dev paragraphs and the bundled article (never news-dev):
 
-``id``, ``half`` (``fit``: thresholds are chosen on it; ``held-out``: only reported; ``fresh`` and
-``fresh2``: only reported, written after the first and the second check were frozen),
+``id``, ``half`` (``fit``: thresholds are chosen on it; ``held-out``: only reported; ``fresh``,
+``fresh2`` and ``fresh3``: only reported, written after the first, second and third check were frozen),
 ``label`` (``correct`` | ``wrong``), ``kind`` (correct: units, names, acronyms, synonyms, joined;
 wrong: number, name, date, extra_name, wrong_passage), ``question``, ``passages`` (references:
 ``squad2-dev/<doc id>`` or ``corpus/<file>#<paragraph number>``, numbered [1], [2], ... in the

@@ -121,6 +121,15 @@ def test_a_synonym_counts_toward_coverage_and_a_word_the_passage_has_nothing_lik
     assert word_match(0.2) == 0.0 and word_match(0.8) == 1.0 and 0.0 < word_match(0.5) < 1.0
 
 
+
+def test_a_very_common_word_the_passage_lacks_costs_less_than_a_rare_one():
+    scorer = SupportScorer()  # the same corpus weight for every term: only general English tells them apart
+    passage = "The writers went on strike in May."
+    (common,), (rare,) = scorer.score(["The writers went on strike in May this time.",
+                                       "The writers went on strike in May over pensions."], [passage])
+    assert rare.lexical < common.lexical < 1.0, "'time' is among the commonest English words, 'pensions' is not"
+    assert common.lexical > 0.9
+
 # ---------------------------------------------------------------- across a chunk border
 
 
@@ -174,15 +183,12 @@ CORRECT = [
     ("What is the most contentious topic in the negotiations?",
      "The most contested issue in the negotiations is the use of AI to write scripts, create actor likenesses "
      "or cut the cost of creative work [{n}].", "contentious", ["write scripts"]),
-    pytest.param(
-     "Is this the first joint strike of actors and writers?",
+    ("Is this the first joint strike of actors and writers?",
+     # the cited chunk begins "It's the first joint strike since the 1960s": "time" has no counterpart there,
+     # but it is among the commonest words of English and weighs little (support 0.85; 0.74 when it weighed
+     # its corpus idf alone)
      "It is the first time since the 1960s that actors and writers have struck together [{n}].",
-     "1960s", ["1960s"],
-     # support 0.737 against the fitted 0.764 (0.728 before the sentence across the chunk border counted):
-     # the cited chunk begins "It's the first joint strike since the 1960s", and with the sentence before
-     # it the subject is there (MiniLM 0.63 to that window), but "time" (idf 4.3 in the bundled corpus)
-     # has no counterpart and "together" is 0.48 to "joint": coverage 0.84
-     marks=pytest.mark.xfail(strict=True, reason="'time' and 'together' have no word match in the passage (README)")),
+     "1960s", ["1960s"]),
     ("Is this the first joint strike of actors and writers?",  # who struck: the sentence before the chunk border
      "Actors and writers are on strike together for the first time since the 1960s [{n}].", "1960s",
      ["first time since the 1960s"]),
@@ -215,8 +221,7 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("question,reply,needle,facts", CORRECT,
-                         ids=[(c.values if hasattr(c, "values") else c)[3][0] for c in CORRECT])
+@pytest.mark.parametrize("question,reply,needle,facts", CORRECT, ids=[c[3][0] for c in CORRECT])
 def test_a_correct_reply_in_the_models_words_is_shown_with_its_facts(seeded_bot, server, question, reply,
                                                                       needle, facts):
     server.default = citing(reply, needle)
