@@ -111,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`assistant ask ... | head`): nothing is wrong here
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except Exception as exc:  # one clear line, no traceback, for errors we know how to explain
         from assistant.contract import QuestionError
         from assistant.embedding import ModelMissingError

@@ -180,3 +180,18 @@ def test_a_running_assistant_follows_a_collection_deleted_and_re_created_on_the_
             app.ask(SALARY_QUESTION)
         Assistant(settings).ingest(progress=False)  # another process re-creates and fills it
         assert "$900,000" in app.ask(SALARY_QUESTION).text
+
+
+def test_a_reader_that_stops_early_is_not_an_error(seeded_bot):
+    # `assistant ask ... --explain | head -1`: the pipe closes while the answer is still printed.
+    settings = seeded_bot.settings
+    if settings.chroma_url:
+        pytest.skip("the CLI test reads an embedded store")
+    run = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ask", SALARY_QUESTION, "--explain",
+                            "--store", str(settings.store_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           bufsize=0)
+    run.stdout.read(1)  # the first byte, then hang up
+    run.stdout.close()
+    stderr = run.stderr.read().decode()
+    assert run.wait(timeout=120) == 0, stderr
+    assert "bug" not in stderr and "Traceback" not in stderr, stderr
