@@ -34,6 +34,7 @@ ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "
                    "unknown_key", "unknown_idf", "kind_fit")
 
 MAX_VERBLESS_WORDS = 12     # a longer line that ends in a full stop is read as a sentence, verb or not
+MIN_INFORMATIVENESS = 1e-6  # the general-English factor of a term's weight is at least this
 UNSEEN_TERM = "\x00unseen"  # asked of the idf function: the weight of a term no chunk holds
 REDUNDANT_SENTENCES = 12   # an answer named in this many retrieved sentences is as redundant as it gets
 NEAR_WORDS = 8               # an expected entity "next to" the question's event: within this many words
@@ -339,12 +340,15 @@ def answer_features(info: QuestionInfo, best_sentence: str, best_features: dict,
     sentence_classes = {contrast_index[t] for t in sentence_terms if t in contrast_index}
     contrast = any(contrast_index.get(t) in sentence_classes for t in missing_terms)
     unseen = {t for t, w in weights.items() if w >= unseen_weight - 1e-9}
+    informative = {t: w * max(background_weight(t), MIN_INFORMATIVENESS) for t, w in weights.items()}
     total = sum(weights.values()) or 1.0
     top = max(weights.values(), default=1.0) or 1.0
     absent = [w for t, w in weights.items() if t not in passage_terms]
     return {
         "unknown_key": len(keys & unseen) / len(keys) if keys else 0.0,
-        "unknown_idf": sum(weights[t] for t in unseen) / total,
+        # A word no chunk holds weighs its idf times its rarity in general English: an unseen name or
+        # number says "another subject", an unseen common word ("famous") mostly says "other words".
+        "unknown_idf": sum(informative[t] for t in unseen) / (sum(informative.values()) or 1.0),
         "sentence_prob": sentence_prob,
         "overlap": best_features["overlap"],
         "type_fit": best_features["type_fit"],
