@@ -27,6 +27,9 @@ from assistant.settings import Settings
 GET_PAGE = 5000
 FALLBACK_MAX_BATCH = 5000
 LEXICAL_CHECK_S = 1.0  # a process looks at the collection's revision at most this often (two requests)
+# An ingest's chunks wait in memory for the lexical index until the ingest completes; past this many
+# they are written early, so an archive-sized ingest holds a bounded number of chunks, not all of them.
+LEXICAL_FLUSH_CHUNKS = 20_000
 
 
 class StoreError(RuntimeError):
@@ -162,6 +165,7 @@ class Store:
                              "set ASSISTANT_LEXICAL_DIR to a writable folder") from None
         self._checked = float("-inf")
         self._pending: list[tuple[str, object]] = []  # writes the lexical index takes at bump_revision
+        self._pending_chunks = 0
         self.sync_lexical(force=True)
 
     def _connect(self, collection) -> None:
@@ -212,13 +216,17 @@ class Store:
         """Mark the collection changed once an ingest is complete: the lexical index takes this
         process's writes in one go, then other processes and replicas resync theirs."""
         with self._in_step():
-            pending, self._pending = self._pending, []
-            for kind, payload in pending:
-                if kind == "add":
-                    self.lexical.add(payload)
-                else:
-                    self.lexical.remove_document(*payload)
+            self._write_pending()
             self.collection.modify(metadata={"revision": uuid.uuid4().hex})
+
+    def _write_pending(self) -> None:
+        """This process's writes to the collection, in order, into the lexical index."""
+        pending, self._pending, self._pending_chunks = self._pending, [], 0
+        for kind, payload in pending:
+            if kind == "add":
+                self.lexical.add(payload)
+            else:
+                self.lexical.remove_document(*payload)
 
     def sync_lexical(self, force: bool = False) -> None:
         """Bring the lexical index in step with the collection (nothing to do when the revision is
@@ -311,12 +319,18 @@ class Store:
     def add(self, nodes) -> None:
         """Upsert embedded nodes in writes of at most :meth:`max_batch` records (ids are
         deterministic, so repeating is harmless). The lexical index gets them at
-        :meth:`bump_revision`, once the ingest is complete: questions keep the last complete state."""
+        :meth:`bump_revision`, once the ingest is complete: other processes keep the last complete
+        state. Past ``LEXICAL_FLUSH_CHUNKS`` waiting chunks this process writes them early (its own
+        searches then see them, as its dense half already does), so memory stays bounded."""
         size = self.max_batch()
         for start in range(0, len(nodes), size):
             batch = nodes[start:start + size]
             self.vector_store.add(batch)
             self._pending.append(("add", [IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in batch]))
+            self._pending_chunks += len(batch)
+        if self._pending_chunks >= LEXICAL_FLUSH_CHUNKS:
+            with self._in_step():  # the revision stays: other processes resync at bump_revision
+                self._write_pending()
 
     def vectors(self, chunk_ids: list[str]) -> dict[str, list[float]]:
         """The stored vectors of these chunks (those that exist), to copy under new ids."""

@@ -15,6 +15,7 @@ from assistant.lexical import IndexedChunk, LexicalIndex, chunk_terms, index_pat
 from assistant.loading import load_path
 from assistant.settings import Settings
 from assistant.text import terms
+from tests.conftest import drop_store
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUAD_DOCS = ROOT / "eval" / "squad2-dev" / "documents.jsonl"
@@ -171,3 +172,37 @@ def test_sync_reads_only_what_changed_in_the_store(bot, tmp_path):
     bot.ingest(progress=False)
     assert index.sync(bot.store) == (0, 1)
     assert index.size == bot.store.count()
+
+
+def test_a_long_ingest_writes_the_index_as_it_goes_and_replicas_see_it_once_complete(settings, tmp_path, monkeypatch):
+    import assistant.store
+    from assistant.pipeline import Assistant
+
+    monkeypatch.setattr(assistant.store, "LEXICAL_FLUSH_CHUNKS", 2)  # archive-sized, in miniature
+    bot = Assistant(settings.model_copy(update={"ingest_batch_chunks": 1}))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n, place in enumerate(["Quorvane", "Zintaru", "Velmora", "Ostrand", "Kelvath"]):
+        (docs / f"{place.lower()}.txt").write_text(f"The harbour of {place} opened in {1900 + n}.")
+    replica = LexicalIndex(tmp_path / "replica.sqlite3")
+    replica.sync(bot.store)
+    before = replica.size
+
+    seen = []
+    add = bot.store.add
+
+    def recording_add(nodes):
+        add(nodes)
+        seen.append((bot.store.lexical.size, replica.sync(bot.store)))
+
+    monkeypatch.setattr(bot.store, "add", recording_add)
+    try:
+        bot.ingest([docs], prune=False, progress=False)
+        sizes = [size for size, _ in seen]
+        assert len(sizes) == 5 and sizes[-1] < before + 5 and max(sizes) > before  # written early, not all held
+        assert all(synced == (0, 0) for _, synced in seen)  # mid-ingest, a replica keeps the last complete state
+        assert bot.store.lexical.size == bot.store.count() and bot.store.lexical.revision == bot.store.revision()
+        assert replica.sync(bot.store) == (5, 0)
+        assert replica.search(terms("harbour Velmora"), 1)[0][0].metadata["doc_id"].endswith("velmora.txt")
+    finally:
+        drop_store(bot)
