@@ -165,7 +165,6 @@ class Store:
                              "set ASSISTANT_LEXICAL_DIR to a writable folder") from None
         self._checked = float("-inf")
         self._pending: list[tuple[str, object]] = []  # writes the lexical index takes at bump_revision
-        self._pending_chunks = 0
         self.sync_lexical(force=True)
 
     def _connect(self, collection) -> None:
@@ -221,7 +220,7 @@ class Store:
 
     def _write_pending(self) -> None:
         """This process's writes to the collection, in order, into the lexical index."""
-        pending, self._pending, self._pending_chunks = self._pending, [], 0
+        pending, self._pending = self._pending, []
         for kind, payload in pending:
             if kind == "add":
                 self.lexical.add(payload)
@@ -327,8 +326,7 @@ class Store:
             batch = nodes[start:start + size]
             self.vector_store.add(batch)
             self._pending.append(("add", [IndexedChunk(n.node_id, n.get_content(), n.metadata) for n in batch]))
-            self._pending_chunks += len(batch)
-        if self._pending_chunks >= LEXICAL_FLUSH_CHUNKS:
+        if sum(len(chunks) for kind, chunks in self._pending if kind == "add") >= LEXICAL_FLUSH_CHUNKS:
             with self._in_step():  # the revision stays: other processes resync at bump_revision
                 self._write_pending()
 
