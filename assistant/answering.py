@@ -22,8 +22,8 @@ from typing import Iterator
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
-                                answer_form, answer_terms, bigram_share, common_share, kind_fit, recency,
-                                redundancy, type_fit, with_base_forms)
+                                answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
+                                leads_with_answer, recency, redundancy, type_fit, with_base_forms)
 from assistant.text import looks_like_injection, split_sentences, terms
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -107,6 +107,7 @@ class ExtractiveAnswerer:
             resolved = s_terms | (sentence_terms[i - 1] if REFERS_BACK.match(text) and i - 1 in neighbours else set())
             fit, near = type_fit(text, info, q_terms)
             kind, kind_near = kind_fit(text, info, q_terms)
+            answers = answer_spans(text, info, q_terms)
             features = {
                 "overlap": sum(weight[t] for t in q_terms & s_terms) / total,
                 "resolved_overlap": sum(weight[t] for t in q_terms & resolved) / total,
@@ -126,7 +127,8 @@ class ExtractiveAnswerer:
                 "bigrams": bigram_share(info.terms, sentence_lists[i]),
                 "key_overlap": len(keys & s_terms) / len(keys) if keys else 0.0,
                 "common_overlap": common_share(info.terms, s_terms),
-                "redundancy": redundancy(answer_terms(text, info, q_terms), frequency),
+                "redundancy": redundancy([frozenset(terms(text[a:b])) - q_terms for a, b in answers], frequency),
+                "lead_answer": leads_with_answer(text, answers),
             }
             candidate = Candidate(index, start, end, text, passage.doc_id, features,
                                   _logistic(self.sentence_model, features))

@@ -27,7 +27,7 @@ from assistant.text import CAPITALISED, DATE, NUMBER, STOPWORDS, terms
 
 SENTENCE_FEATURES = ("overlap", "resolved_overlap", "context_overlap", "type_fit", "type_near", "novelty",
                      "rank", "bm25_rank", "short", "first", "recent", "kind_fit", "kind_near", "bigrams",
-                     "key_overlap", "common_overlap", "redundancy")
+                     "key_overlap", "common_overlap", "redundancy", "lead_answer")
 ANSWER_FEATURES = ("sentence_prob", "overlap", "passage_dense", "missing_key", "passage_coverage",
                    "covered_idf", "max_missing_idf", "negation_mismatch", "contrast", "margin", "type_fit",
                    "context_missing", "max_context_missing", "type_missing", "missing_key_context",
@@ -277,15 +277,31 @@ def kind_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tup
     return 1.0, 1.0 if near else 0.0
 
 
-def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[frozenset[str]]:
-    """The terms of each span of ``sentence`` that could be the answer (of the question's finer kind,
-    else of its answer type), less those the question already names."""
+# What may open a sentence before its subject: a bullet, a dateline ("WASHINGTON −", "INDIANOLA, Iowa –").
+LEAD_IN = re.compile(r"^[\W_]*(?:[A-Z][A-Z.' ]+(?:,\s*[A-Z][\w.]+)*\s*(?:\([A-Za-z ]+\)\s*)?[-–—−]+\s*)?")
+
+
+def answer_spans(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[tuple[int, int]]:
+    """The character spans of ``sentence`` that could be the answer (of the question's finer kind,
+    else of its answer type) and name something the question does not."""
     if info.kind:
-        texts = [sentence[a:b] for a, b in kind_spans(sentence, info.kind)]
+        spans = kind_spans(sentence, info.kind)
     else:
-        texts = [m.group() for m in typed_spans(sentence, info.answer_type)]
-    found = [frozenset(terms(t)) - question_terms for t in texts]
-    return [f for f in found if f]
+        spans = [m.span() for m in typed_spans(sentence, info.answer_type)]
+    return [(a, b) for a, b in spans if set(terms(sentence[a:b])) - question_terms]
+
+
+def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[frozenset[str]]:
+    """The terms of each of ``sentence``'s :func:`answer_spans`, less those the question names."""
+    return [frozenset(terms(sentence[a:b])) - question_terms for a, b in answer_spans(sentence, info, question_terms)]
+
+
+def leads_with_answer(sentence: str, spans: list[tuple[int, int]]) -> float:
+    """1 when the sentence opens (after any bullet or dateline) with one of its answer ``spans``
+    (:func:`answer_spans`): "Norway hosted the sailing summit in June." names what "which country"
+    asks for as its subject, where a sentence that restates the question names it at most in passing."""
+    start = LEAD_IN.match(sentence).end()
+    return 1.0 if any(a == start for a, _ in spans) else 0.0
 
 
 def redundancy(spans: list[frozenset[str]], sentence_frequency) -> float:

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from assistant.background import background_weight
-from assistant.features import (analyse_question, answer_form, answer_terms, kind_fit, redundancy,
-                                with_base_forms)
+from assistant.features import (analyse_question, answer_form, answer_spans, answer_terms, kind_fit,
+                                leads_with_answer, redundancy, with_base_forms)
 from assistant.text import terms
 from assistant.pipeline import Assistant
 from assistant.settings import Settings
@@ -195,6 +195,20 @@ def test_an_answer_named_again_and_again_in_the_passages_counts_as_redundant():
     q_terms = set(info.terms)
     assert redundancy(answer_terms(sentences[0], info, q_terms), frequency) > \
         redundancy(answer_terms(sentences[3], info, q_terms), frequency) > 0
+
+
+@pytest.mark.parametrize("sentence, leads", [
+    ("Norway hosted the sailing summit in June.", True),
+    ("∎ Norway hosted the sailing summit in June.", True),                  # after a bullet
+    ("BERGEN, Vestland – Norway hosted the sailing summit in June.", True),  # after a dateline
+    ("Delegates said the sailing summit in Norway ended early.", False),    # named in passing
+    ("The country hosted the sailing summit in June.", False),              # not named at all
+    ("The summit ended early, Norway said.", False),
+])
+def test_a_sentence_that_opens_with_an_answer_the_question_asks_for_leads_with_it(sentence, leads):
+    info = analyse_question("Which country hosted the sailing summit?")
+    q_terms = set(info.terms)
+    assert leads_with_answer(sentence, answer_spans(sentence, info, q_terms)) == (1.0 if leads else 0.0)
 
 
 def test_two_sentences_that_name_different_answers_and_score_alike_are_both_given(tmp_path):
