@@ -96,10 +96,13 @@ class ExtractiveAnswerer:
         titles = [set(terms(p.title)) for p in passages]
         best: dict[str, Candidate] = {}  # one candidate per distinct sentence (overlapping chunks repeat them)
         for i, (index, start, end) in enumerate(spans):
-            text = texts[i]
-            if not answer_form(text) or looks_like_injection(text):
-                continue  # headings, questions, captions, fragments and hostile text never answer
-            passage = passages[index]
+            text, passage = texts[i], passages[index]
+            if not answer_form(text) or looks_like_injection(text) or (
+                    text[:1].islower() and not passage.text[:start].strip()):
+                # Headings, questions, captions, fragments and hostile text never answer; nor does the
+                # tail of a sentence that a chunk cut ("the harbour of Porto hosted ..."): the
+                # whole sentence belongs to the chunk before.
+                continue
             s_terms = sentence_terms[i]
             neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(spans) and spans[j][0] == index]
             context = s_terms.union(*(sentence_terms[j] for j in neighbours), titles[index])
@@ -231,22 +234,27 @@ class ExtractiveAnswerer:
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
         parts: list[str] = []
+        quotes: set[str] = set()
         remaining = self.max_words
         info = analyse_question(question)
         for candidate in chosen:
             passage = passages[candidate.passage_index]
             answers = set().union(*answer_terms(candidate.text, info, set(info.terms)))
-            quote = _trim(candidate.text, remaining - 1, question, answers)
-            if any(quote == part.rsplit(" [", 1)[0] for part in parts):
+            whole = candidate.text.strip()
+            quote = _trim(whole, remaining - 1, question, answers)
+            if quote in quotes:
                 continue  # never the same sentence twice
-            remaining -= len(quote.split()) + 1
+            quotes.add(quote)
+            # A window of a long sentence shows "…" where it was cut (attached: no extra word).
+            shown = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
+            remaining -= len(shown.split()) + 1
             n = numbers.get(candidate.passage_index)
             if n is None:
                 n = numbers[candidate.passage_index] = len(numbers) + 1
                 citations.append(Citation.of(n, passage, quote, candidate.score))
             else:
                 citations[n - 1].quote += " … " + quote
-            parts.append(f"{quote} [{n}]")
+            parts.append(f"{shown} [{n}]")
         return Answer(question, " ".join(parts), False, citations, passages, confidence)
 
 

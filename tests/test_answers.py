@@ -109,6 +109,39 @@ def test_a_question_in_the_article_is_never_the_answer(tmp_path):
         drop_store(bot)
 
 
+def test_a_long_sentence_cut_to_its_window_shows_where_it_was_cut(tmp_path):
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "regatta.txt").write_text(
+        "The regatta of the city, after the sailing clubs of the region had planned it for more than three "
+        "years and after boats, crews, families and visitors had come from across the whole coast despite "
+        "the rain, the wind, the cold, the fog and the late start of the season, and after the mayor, the "
+        "harbour master and the club presidents had spoken at length on the quay about the history of "
+        "sailing on this coast, was in the end hosted by the harbour of Porto.")
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("Which harbour hosted the regatta?")
+        assert not answer.abstained and "Porto" in answer.text, answer.text
+        assert answer.text.startswith("…"), answer.text              # cut at its start
+        quote = answer.citations[0].quote
+        assert quote in answer.text and quote in answer.citations[0].passage and not quote.startswith("…")
+        assert len(re.sub(r"\[\d+\]", "", answer.text).split()) <= 60
+    finally:
+        drop_store(bot)
+
+
+def test_the_tail_of_a_sentence_that_a_chunk_cut_is_never_the_answer():
+    # A chunk that begins mid-sentence: its first "sentence" is the tail of one the chunk before holds.
+    from assistant.answering import ExtractiveAnswerer
+    from assistant.contract import Passage
+
+    passage = Passage("c2", "regatta", "the harbour of Porto hosted the regatta for the clubs of the coast. "
+                      "Crews arrived from twelve clubs on the first day.", title="Regatta")
+    _, candidates = ExtractiveAnswerer().candidates("Which harbour hosted the regatta?", [passage],
+                                                    lambda term: 1.0)
+    assert [c.text for c in candidates] == ["Crews arrived from twelve clubs on the first day."]
+
+
 @pytest.mark.parametrize("line, answers", [
     ("Riverside Cycling Club Annual Report 2023", False),   # heading
     ("When is the Nevada primary?", False),                 # question
