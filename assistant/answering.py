@@ -130,7 +130,7 @@ class ExtractiveAnswerer:
                 "bigrams": bigram_share(info.terms, sentence_lists[i]),
                 "key_overlap": len(keys & s_terms) / len(keys) if keys else 0.0,
                 "common_overlap": common_share(info.terms, s_terms),
-                "redundancy": redundancy([frozenset(terms(text[a:b])) - q_terms for a, b in answers], frequency),
+                "redundancy": redundancy(answer_terms(text, info, q_terms, answers), frequency),
                 "lead_answer": leads_with_answer(text, answers),
             }
             candidate = Candidate(index, start, end, text, passage.doc_id, features,

@@ -291,9 +291,13 @@ def answer_spans(sentence: str, info: QuestionInfo, question_terms: set[str]) ->
     return [(a, b) for a, b in spans if set(terms(sentence[a:b])) - question_terms]
 
 
-def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str]) -> list[frozenset[str]]:
-    """The terms of each of ``sentence``'s :func:`answer_spans`, less those the question names."""
-    return [frozenset(terms(sentence[a:b])) - question_terms for a, b in answer_spans(sentence, info, question_terms)]
+def answer_terms(sentence: str, info: QuestionInfo, question_terms: set[str],
+                 spans: list[tuple[int, int]] | None = None) -> list[frozenset[str]]:
+    """The terms of each of ``sentence``'s :func:`answer_spans` (``spans`` when already found), less
+    those the question names."""
+    if spans is None:
+        spans = answer_spans(sentence, info, question_terms)
+    return [frozenset(terms(sentence[a:b])) - question_terms for a, b in spans]
 
 
 def leads_with_answer(sentence: str, spans: list[tuple[int, int]]) -> float:

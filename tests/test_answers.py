@@ -54,6 +54,14 @@ def _bot(tmp_path, corpus, **overrides) -> Assistant:
     return bot
 
 
+def _one_file_corpus(tmp_path, name: str, text: str):
+    """A corpus folder holding one file ``name`` with ``text``."""
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / name).write_text(text)
+    return corpus
+
+
 def test_a_pdf_heading_is_never_the_answer(tmp_path):
     corpus = tmp_path / "docs"
     corpus.mkdir()
@@ -92,9 +100,7 @@ def test_overlapping_chunks_never_give_the_same_sentence_twice(tmp_path):
 
 
 def test_a_question_in_the_article_is_never_the_answer(tmp_path):
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "festival.md").write_text(
+    corpus = _one_file_corpus(tmp_path, "festival.md",
         "# Harbour Festival guide\n\n"
         "When is the Harbour Festival?\n\n"
         "The Harbour Festival takes place on 14 June on the old quay.\n\n"
@@ -110,9 +116,7 @@ def test_a_question_in_the_article_is_never_the_answer(tmp_path):
 
 
 def test_a_long_sentence_cut_to_its_window_shows_where_it_was_cut(tmp_path):
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "regatta.txt").write_text(
+    corpus = _one_file_corpus(tmp_path, "regatta.txt",
         "The regatta of the city, after the sailing clubs of the region had planned it for more than three "
         "years and after boats, crews, families and visitors had come from across the whole coast despite "
         "the rain, the wind, the cold, the fog and the late start of the season, and after the mayor, the "
@@ -246,9 +250,7 @@ def test_a_sentence_that_opens_with_an_answer_the_question_asks_for_leads_with_i
 
 def test_two_sentences_that_name_different_answers_and_score_alike_are_both_given(tmp_path):
     # Neither sentence dominates: the user sees both candidates, each cited, rather than a coin toss.
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "regatta.txt").write_text(
+    corpus = _one_file_corpus(tmp_path, "regatta.txt",
         "The autumn regatta was hosted by the city of Lyon in 2019, with boats from twelve clubs. "
         "The spring regatta was hosted by the city of Porto in 2021, with boats from nine clubs. "
         "Entry to the quay is free for visitors on both days.")
@@ -264,9 +266,7 @@ def test_two_sentences_that_name_different_answers_and_score_alike_are_both_give
 
 
 def test_a_runner_up_that_names_the_same_answer_is_not_appended(tmp_path):
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
-    (corpus / "regatta.txt").write_text(
+    corpus = _one_file_corpus(tmp_path, "regatta.txt",
         "The autumn regatta was hosted by the city of Lyon in 2019, with boats from twelve clubs. "
         "The regatta in the city of Lyon drew boats from twelve clubs in 2019. "
         "Entry to the quay is free for visitors on both days.")
