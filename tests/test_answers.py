@@ -80,10 +80,8 @@ def test_a_pdf_heading_is_never_the_answer(tmp_path):
 
 
 def test_overlapping_chunks_never_give_the_same_sentence_twice(tmp_path):
-    corpus = tmp_path / "docs"
-    corpus.mkdir()
     filler = " ".join(f"The old mill on the river ground grain for the village in year {1800 + i}." for i in range(6))
-    (corpus / "mill.txt").write_text(
+    corpus = _one_file_corpus(tmp_path, "mill.txt",
         f"{filler} The miller Agnes Hart rebuilt the water wheel in 1921 after the great flood. {filler}")
     bot = _bot(tmp_path, corpus, chunk_size=48, chunk_overlap=24)  # every sentence lies in two chunks
     try:
