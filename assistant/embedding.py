@@ -14,9 +14,10 @@ guards every softmax with ``Where(IsNaN(x), 0, x)`` (for fully masked rows, whic
 a sentence never has): about a tenth of the run time. :func:`prepared_model`
 writes a copy without that guard, and with each GELU fused into one BiasGelu op,
 to a cache folder once (same vectors). With
-``embed_quantize`` it also quantises the activations to int8 (ONNX Runtime's
-dynamic per-channel quantisation): faster, but the vectors move (cosine ~0.993
-to the default), so they get their own :func:`embedding_id`.
+``embed_quantize`` (the default) it also quantises the activations to int8 (ONNX
+Runtime's dynamic per-channel quantisation): about twice as fast, and the vectors
+move a little (cosine ~0.99 to fp32), so each variant has its own
+:func:`embedding_id` and the answer models are fitted on the int8 vectors.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 import threading
 from importlib.util import find_spec
 from pathlib import Path
@@ -68,7 +70,7 @@ def model_path() -> Path:
 
 def embedding_id(quantize: bool = False) -> str:
     """Names the vectors a configuration produces (part of every document's content hash)."""
-    return f"all-MiniLM-L6-v2-int8@{MODEL_SHA256[:8]}" + ("+dynq8" if quantize else "")
+    return f"all-MiniLM-L6-v2-int8@{MODEL_SHA256[:8]}" + ("+dynq8-single" if quantize else "")
 
 
 def _drop_nan_guards(model) -> int:
@@ -150,9 +152,11 @@ def _build_prepared(source: Path, target: Path, quantize: bool) -> None:
 def prepared_model(cache_dir: Path | None = None, quantize: bool = False) -> Path:
     """The model file to run: a prepared copy in ``cache_dir``, made on first use.
 
-    Falls back to the packaged file when the default variant cannot be prepared
-    (no ``onnx`` package, or the cache folder is not writable): same vectors, a
-    little slower. ``quantize`` has no such fallback, since its vectors differ.
+    When the cache folder is not writable the fp32 variant falls back to the
+    packaged file (same vectors, a little slower) and the int8 one is made in the
+    system's temporary folder instead (its vectors differ from the packaged file's,
+    so it cannot fall back to it); without the ``onnx`` package the fp32 variant
+    falls back to the packaged file and the int8 one cannot be made.
     """
     if cache_dir is None:
         if quantize:
@@ -178,8 +182,12 @@ def prepared_model(cache_dir: Path | None = None, quantize: bool = False) -> Pat
             raise ModelMissingError("embed_quantize needs the onnx package: `pip install onnx`.") from None
     except OSError as exc:
         if quantize:
+            scratch_cache = Path(tempfile.gettempdir()) / "assistant-model"
+            if Path(cache_dir).expanduser() != scratch_cache:
+                return prepared_model(scratch_cache, quantize=True)
             raise ModelMissingError(f"cannot write the quantised model to {target.parent} ({exc}); "
-                                    "set ASSISTANT_MODEL_CACHE_DIR to a writable folder.") from None
+                                    "set ASSISTANT_MODEL_CACHE_DIR to a writable folder, or "
+                                    "ASSISTANT_EMBED_QUANTIZE=false.") from None
     return source
 
 
@@ -188,7 +196,11 @@ class MiniLMEncoder:
 
     ``threads``: ONNX intra-op threads (0 = all cores). ``cache_dir``: where the
     prepared model is kept (None = run the packaged file as it is).
-    ``quantize``: int8 activations too (faster, different vectors).
+    ``quantize``: int8 activations too (faster, vectors within cosine ~0.99). Their
+    scale is set per run over the whole input tensor, so a text in a batch would get
+    a vector that depends on its neighbours: with ``quantize`` every text runs alone
+    (as fast on this CPU: bench/ingest_speed.py --sweep), and a vector is a function
+    of its text, whatever the batch, the worker or a resumed ingest.
     """
 
     def __init__(self, batch_size: int = 8, threads: int = 0, cache_dir: Path | None = None,
@@ -198,7 +210,7 @@ class MiniLMEncoder:
 
         if not TOKENIZER_PATH.is_file():
             raise ModelMissingError(f"{TOKENIZER_PATH} is missing: the checkout is incomplete.")
-        self.batch_size = batch_size
+        self.batch_size = 1 if quantize else batch_size
         self.model_id = embedding_id(quantize)
         self.tokenizer = Tokenizer.from_file(str(TOKENIZER_PATH))
         self.tokenizer.enable_truncation(MAX_TOKENS)

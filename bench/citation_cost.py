@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import assistant  # noqa: E402,F401  (offline environment)
 from assistant.citations import check_citations, split_generated  # noqa: E402
-from assistant.embedding import get_encoder  # noqa: E402
+from assistant.embedding import encoder_for  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
 from assistant.support import SupportScorer  # noqa: E402
 from tests.replies import load_replies  # noqa: E402
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="passes over the replies (time: median over all)")
     args = parser.parse_args()
     replies = load_replies()
-    encoder = get_encoder()
+    encoder = encoder_for(Settings())
     encoder.encode(["warm up the encoder"])
     idf = corpus_idf(replies)
     threshold = Settings().citation_min_support

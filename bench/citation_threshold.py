@@ -43,7 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 import assistant  # noqa: E402,F401  (offline environment)
 from assistant.citations import split_generated  # noqa: E402
-from assistant.embedding import get_encoder  # noqa: E402
+from assistant.embedding import encoder_for  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
 from assistant.support import SupportScorer  # noqa: E402
 from assistant.text import terms  # noqa: E402
 from tests.replies import ModelReply, load_replies  # noqa: E402
@@ -67,7 +68,7 @@ def corpus_idf(replies: list[ModelReply]):
 
 def supports(replies: list[ModelReply]) -> list[list[tuple[list[int], np.ndarray, np.ndarray, np.ndarray, np.ndarray]]]:
     """Per reply, per sentence: (markers, lexical, coverage, dense, gated) over the reply's passages."""
-    encoder = get_encoder()
+    encoder = encoder_for(Settings())
     cache: dict[str, np.ndarray] = {}
 
     def embed(texts: list[str]) -> np.ndarray:

@@ -38,23 +38,37 @@ def test_prepared_model_is_made_once_then_reused(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [first.name], "no scratch files are left behind"
 
 
-def test_an_unwritable_cache_falls_back_to_the_packaged_model(tmp_path):
-    blocker = tmp_path / "not-a-folder"
-    blocker.write_text("")
-    assert prepared_model(blocker) == model_path()
+def test_an_unwritable_cache_falls_back_to_the_packaged_model_or_the_temporary_folder(tmp_path, monkeypatch):
     from assistant.embedding import ModelMissingError
 
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    assert prepared_model(blocker) == model_path(), "fp32: the packaged file gives the same vectors"
+    scratch = tmp_path / "tmp"
+    monkeypatch.setattr(embedding.tempfile, "gettempdir", lambda: str(scratch))
+    int8 = prepared_model(blocker, quantize=True)
+    assert int8.parent == scratch / "assistant-model" and "dynq8" in int8.name, "int8 has no packaged twin"
+    scratch.rename(tmp_path / "moved")
+    scratch.write_text("")  # the temporary folder is not writable either
     with pytest.raises(ModelMissingError, match="ASSISTANT_MODEL_CACHE_DIR"):
         prepared_model(blocker, quantize=True)
 
 
 def test_quantised_vectors_are_close_but_named_apart_so_switching_re_embeds(tmp_path):
     assert embedding_id(True) != embedding_id(False)
-    assert fingerprint(Settings(embed_quantize=True)) != fingerprint(Settings())
+    assert Settings().embed_quantize, "int8 activations are the default"
+    assert fingerprint(Settings(embed_quantize=False)) != fingerprint(Settings())
     exact = MiniLMEncoder(cache_dir=tmp_path).encode(TEXTS)
     quantised = MiniLMEncoder(cache_dir=tmp_path, quantize=True).encode(TEXTS)
     cosines = (exact * quantised).sum(axis=1)
     assert cosines.min() > 0.95 and not np.allclose(exact, quantised, atol=1e-3)
+
+
+def test_an_int8_vector_is_a_function_of_its_text_not_of_its_batch(tmp_path):
+    encoder = MiniLMEncoder(cache_dir=tmp_path, quantize=True, batch_size=8)
+    together = encoder.encode(TEXTS + ["A neighbour with many more words than the others, " * 10])
+    alone = np.stack([encoder.encode([text])[0] for text in TEXTS])
+    assert np.array_equal(together[:len(TEXTS)], alone)
 
 
 def test_ingest_batches_write_whole_documents_and_report_progress(settings):

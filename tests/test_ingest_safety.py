@@ -145,12 +145,20 @@ def test_a_title_of_140_emoji_is_cut_for_chunking_and_kept_whole_for_display(wor
     assert all(c.metadata["title_full"] == title for c in chunks)
 
 
-def test_ordinary_titles_keep_their_content_hash_and_chunk_ids(bot):
-    """The ids the previous version wrote for the bundled article: an existing store stays unchanged."""
-    bot.ingest(progress=False)
-    chunks = bot.store.chunks()
+def test_ordinary_titles_keep_their_content_hash_and_chunk_ids(settings):
+    """The ids the previous version wrote for the bundled article with fp32 vectors (its default):
+    with embed_quantize false such a store stays unchanged; the int8 default names its chunks apart,
+    so upgrading re-embeds instead of mixing the two kinds of vector."""
+    exact = Assistant(settings.with_overrides(embed_quantize=False))
+    exact.ingest(progress=False)
+    chunks = exact.store.chunks()
     assert sorted(c.chunk_id for c in chunks) == [f"netflix-ai-job-ad.md::aafce02bbf85::0:{i}" for i in range(6)]
     assert all("title_full" not in c.metadata for c in chunks)
+    drop_store(exact)
+    default = Assistant(settings)
+    default.ingest(progress=False)
+    assert all("::aafce02bbf85::" not in c.chunk_id for c in default.store.chunks())
+    drop_store(default)
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 from assistant.cli import main
 from assistant.citations import check_citations
 from assistant.contract import ABSTAIN_MESSAGE, Answer, Evidence, Meta, Passage, Query
-from assistant.embedding import get_encoder
+from assistant.embedding import encoder_for
 from assistant.facts import PassageFacts, claim_facts, missing_facts
 from assistant.generative import UNVERIFIED_MESSAGE, GenerativeAnswerer
 from assistant.llm import LLMClient
@@ -112,7 +112,7 @@ def test_an_extra_name_is_a_missing_fact_and_the_first_word_alone_is_not_a_name(
 
 
 def test_a_synonym_counts_toward_coverage_and_a_word_the_passage_has_nothing_like_does_not():
-    scorer = SupportScorer(embed=get_encoder().encode)
+    scorer = SupportScorer(embed=encoder_for(Settings()).encode)
     passage = "The use of AI has been the most contentious topic in the negotiations with the studios."
     (synonym,), (unrelated,) = scorer.score(["AI is the most contested issue in the negotiations.",
                                              "AI is the most profitable crop in the negotiations."], [passage])
@@ -145,7 +145,7 @@ MIN_SUPPORT = Settings().citation_min_support
 
 
 def test_a_claim_whose_subject_is_in_the_sentence_before_a_chunk_border_is_supported():
-    scorer = SupportScorer(embed=get_encoder().encode)
+    scorer = SupportScorer(embed=encoder_for(Settings()).encode)
     claim = "The nurses and junior doctors are holding their first joint walkout since 1982 [1]."
 
     text, [citation], check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
@@ -158,7 +158,7 @@ def test_a_claim_whose_subject_is_in_the_sentence_before_a_chunk_border_is_suppo
 
 
 def test_a_number_only_in_the_neighbouring_chunk_does_not_count_for_the_cited_one():
-    scorer = SupportScorer(embed=get_encoder().encode)
+    scorer = SupportScorer(embed=encoder_for(Settings()).encode)
     claim = "The junior doctors joined the walkout on 3 March, the first joint walkout since 1982 [1]."
 
     text, citations, check = check_citations(claim, [CITED, BEFORE], scorer, MIN_SUPPORT)
