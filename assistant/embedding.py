@@ -17,7 +17,7 @@ to a cache folder once (same vectors). With
 ``embed_quantize`` (the default) it also quantises the activations to int8 (ONNX
 Runtime's dynamic per-channel quantisation): about twice as fast, and the vectors
 move a little (cosine ~0.99 to fp32), so each variant has its own
-:func:`embedding_id` and the answer models are fitted on the int8 vectors.
+:func:`embedding_id`; the answer models are fitted on cases of both variants.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     embed_threads: int = Field(0, ge=0, description="ONNX intra-op threads; 0 = all cores.")
     embed_quantize: bool = Field(True, description=(
         "int8 activations too (the default): ~2x faster embedding, vectors within cosine 0.99 of fp32; "
-        "the answer models are fitted on these vectors. false = exact fp32 (a store re-embeds when this changes)."))
+        "the answer models are fitted on cases of both. false = exact fp32 (a store re-embeds when this changes)."))
     model_cache_dir: Path = Field(Path("~/.cache/assistant"), description="Where the prepared ONNX model is kept.")
     ingest_batch_chunks: int = Field(256, ge=1, le=10000, description="Chunks embedded per store write.")
     ingest_workers: int = Field(1, ge=1, le=64, description="Processes that read, chunk and embed during an ingest (one encoder each).")
