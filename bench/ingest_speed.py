@@ -136,7 +136,7 @@ def sweep(jsonl: Path, count: int, chunking: dict) -> None:
         ("prepared, 1 thread", dict(batch_size=8, threads=1, cache_dir=cache), {}),
         ("prepared, spin-waiting threads", dict(batch_size=8, cache_dir=cache), {"spin": "1"}),
         ("prepared, basic graph optimisation", dict(batch_size=8, cache_dir=cache), {"level": "basic"}),
-        ("int8 activations (the default)", dict(batch_size=8, cache_dir=cache, quantize=True), {}),
+        ("int8 activations (the default)", dict(batch_size=1, cache_dir=cache, quantize=True), {}),  # one text per run
     ]
     reference = None
     print(f"\nencoder alone, {len(texts)} chunks (best of 2):")
