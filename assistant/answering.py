@@ -68,11 +68,13 @@ class ExtractiveAnswerer:
     """Chooses and composes answer sentences from retrieved passages."""
 
     def __init__(self, max_sentences: int = 2, max_words: int = 60,
-                 abstain_threshold: float = 0.5, weights_path: Path = WEIGHTS_PATH) -> None:
+                 abstain_threshold: float = 0.5, weights_path: Path | None = WEIGHTS_PATH) -> None:
+        """``weights_path``: the fitted models (``bench/fit_answerer.py --write``); ``None`` (or a
+        missing file) gives the fixed prior models, which do not depend on any fit."""
         self.max_sentences = max_sentences
         self.max_words = max_words
         self.abstain_threshold = abstain_threshold
-        weights = json.loads(weights_path.read_text()) if weights_path.is_file() else {}
+        weights = json.loads(weights_path.read_text()) if weights_path and weights_path.is_file() else {}
         self.sentence_model = weights.get("sentence") or _DEFAULT_SENTENCE_MODEL
         self.answer_model = weights.get("answer") or _DEFAULT_ANSWER_MODEL
 

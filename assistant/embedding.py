@@ -270,7 +270,8 @@ _encoders_lock = threading.Lock()
 def get_encoder(batch_size: int = 8, threads: int = 0, cache_dir: Path | None = None,
                 quantize: bool = False) -> MiniLMEncoder:
     """One encoder (one ONNX session) per process and configuration; concurrent callers share it."""
-    key = (batch_size, threads, cache_dir, quantize)
+    # With int8 every text runs alone whatever the batch size asked for: one session serves them all.
+    key = (1 if quantize else batch_size, threads, cache_dir, quantize)
     with _encoders_lock:  # held while loading, so that a second caller waits instead of loading twice
         if key not in _encoders:
             _encoders[key] = MiniLMEncoder(batch_size=batch_size, threads=threads, cache_dir=cache_dir,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -269,7 +268,7 @@ def main() -> int:
     source = np.array([k for k, part in enumerate(loaded) for _ in part])
     # The fixed prior models, not the shipped weights: which copy of a sentence that overlapping
     # chunks repeat is kept must not depend on a model fitted on these very cases.
-    answerer = ExtractiveAnswerer(weights_path=Path(os.devnull))
+    answerer = ExtractiveAnswerer(weights_path=None)
     rows = [Row(c, answerer) for c in cases]
     folds = np.array([fold_of(c) for c in cases])
     print(f"{len(rows)} cases: " + ", ".join(f"{k}: {sum(r.case.kind == k for r in rows)}"

@@ -71,6 +71,12 @@ def test_an_int8_vector_is_a_function_of_its_text_not_of_its_batch(tmp_path):
     assert np.array_equal(together[:len(TEXTS)], alone)
 
 
+def test_int8_callers_asking_for_different_batch_sizes_share_one_session(tmp_path):
+    first = embedding.get_encoder(batch_size=8, cache_dir=tmp_path, quantize=True)
+    assert embedding.get_encoder(batch_size=32, cache_dir=tmp_path, quantize=True) is first
+    assert embedding.get_encoder(batch_size=32, cache_dir=tmp_path) is not first, "fp32 batches are real"
+
+
 def test_ingest_batches_write_whole_documents_and_report_progress(settings):
     calls = []
     small = settings.with_overrides(ingest_batch_chunks=2)
