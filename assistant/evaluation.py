@@ -28,6 +28,7 @@ from assistant.settings import Settings
 
 # Questions from user feedback without a corrected answer: listed for a reviewer, never scored.
 REVIEW_TYPE = "needs_review"
+SHOWN_INGEST_PROBLEMS = 3  # skipped documents and warnings named under the ingest line
 SETTINGS_SHOWN = ("top_k", "candidates", "hybrid", "chunk_size", "chunk_overlap", "abstain_threshold",
                   "max_answer_sentences", "max_answer_words", "llm")
 
@@ -154,7 +155,12 @@ def eval_command(settings: Settings, documents: Path, questions_file: Path, *, o
     write_outputs(run, out, comparison)
 
     m = run.metrics
-    print(f"{run.name}: {m['questions']} questions in {run.seconds:.0f} s; ingest: {run.ingest_summary.splitlines()[0]}")
+    ingest_lines = run.ingest_summary.splitlines() or [""]
+    print(f"{run.name}: {m['questions']} questions in {run.seconds:.0f} s; ingest: {ingest_lines[0]}")
+    for line in ingest_lines[1:1 + SHOWN_INGEST_PROBLEMS]:  # why a document was skipped, or a warning
+        print(f"  {line}")
+    if len(ingest_lines) > 1 + SHOWN_INGEST_PROBLEMS:
+        print(f"  ... and {len(ingest_lines) - 1 - SHOWN_INGEST_PROBLEMS} more (`assistant ingest` lists them all)")
     for key in ("answer_accuracy", "token_f1", "answered_rate", "abstention_accuracy", "citation_accuracy",
                 "hit@1", "hit@5", "mrr@10", "latency_p50_ms", "latency_p95_ms"):
         value = m.get(key)

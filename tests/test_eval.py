@@ -243,6 +243,20 @@ def test_missing_question_file_is_one_clear_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: question file {tmp_path / 'nope.jsonl'} not found"
 
 
+def test_eval_names_why_a_document_was_skipped(tmp_path, capsys):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(CORPUS / NETFLIX, docs / NETFLIX)
+    (docs / "notes.txt").write_text("")
+    questions = _question_file(tmp_path / "questions.jsonl", ["salary-range"])
+    rc = main(["eval", "--documents", str(docs), "--questions", str(questions), "--out", str(tmp_path / "out"),
+               "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "failed 1;" in out
+    assert "  notes.txt: empty file; skipped\n" in out, "the reason, not only the count"
+
+
 # ---------------------------------------------------------------- the gate on a real regression
 
 
