@@ -191,10 +191,11 @@ def choose_threshold(rows: list[Row], probs: list[float]) -> float:
 
 
 def report(rows: list[Row], probs: list[float], answers: list[tuple], thresholds: list[float], label: str) -> dict:
-    """Print and return the figures per set: accuracy, answered, refused, citations, verbatim quotes."""
+    """Print and return the figures per set: accuracy, answered, refused, citations, verbatim quotes, and
+    the standard error of the headline figure (accuracy of answerable questions, else refused)."""
     figures = {}
     print(f"\n{label}")
-    print(f"  {'set':<11} {'kind':<12} {'n':>4}  accuracy  answered  refused  citation  verbatim")
+    print(f"  {'set':<11} {'kind':<12} {'n':>4}  accuracy  answered  refused  citation  verbatim  s.e.")
     keys = sorted({(r.case.set, r.case.kind) for r in rows})
     for key in keys:
         idx = [i for i, r in enumerate(rows) if (r.case.set, r.case.kind) == key]
@@ -206,9 +207,13 @@ def report(rows: list[Row], probs: list[float], answers: list[tuple], thresholds
             right = [i for i, o in zip(idx, outs) if o == "right"]
             line.update(accuracy=len(right) / len(idx), answered=len(answered) / len(idx),
                         citation=np.mean([_cited(rows[i], answers[i][1]) for i in right]) if right else None)
+        # The standard error of the line's headline figure (accuracy, else refused) over its distinct
+        # questions (a question asked of stores of both vector variants is one observation, not two).
+        headline = line.get("accuracy", line["refused"])
+        line["se"] = float(np.sqrt(headline * (1 - headline) / len({(rows[i].case.corpus, rows[i].case.id) for i in idx})))
         print(f"  {key[0]:<11} {key[1]:<12} {len(idx):>4}  {_f(line.get('accuracy'))}     "
               f"{_f(line.get('answered'))}     {_f(line['refused'])}    {_f(line.get('citation'))}     "
-              f"{'yes' if verbatim else 'NO'}")
+              f"{'yes' if verbatim else 'NO ':<8}  {line['se']:.3f}")
         figures["/".join(key)] = line
     return figures
 
