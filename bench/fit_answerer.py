@@ -213,7 +213,7 @@ def report(rows: list[Row], probs: list[float], answers: list[tuple], thresholds
         line["se"] = float(np.sqrt(headline * (1 - headline) / len({(rows[i].case.corpus, rows[i].case.id) for i in idx})))
         print(f"  {key[0]:<11} {key[1]:<12} {len(idx):>4}  {_f(line.get('accuracy'))}     "
               f"{_f(line.get('answered'))}     {_f(line['refused'])}    {_f(line.get('citation'))}     "
-              f"{'yes' if verbatim else 'NO ':<8}  {line['se']:.3f}")
+              f"{'yes' if verbatim else 'NO':<8}  {line['se']:.3f}")
         figures["/".join(key)] = line
     return figures
 
