@@ -162,9 +162,36 @@ class ExtractiveAnswerer:
     def respond(self, query: Query, passages: list[Passage], evidence: Evidence,
                 stream: bool = True) -> Iterator[Update]:
         """The answerer interface: the answer to ``query.answer`` from ``passages``, one sentence at a time."""
-        answer = self.answer(query.answer, passages, evidence.idf)
+        answer = self.overview(query.question, passages) if query.overview else None
+        answer = answer or self.answer(query.answer, passages, evidence.idf)
         answer.question = query.question
         yield from sentence_updates(answer)
+
+    def overview(self, question: str, passages: list[Passage]) -> Answer | None:
+        """What a document is about, for "What is this article about?": its lead, the first
+        sentences of ``passages`` (the document's lead chunk first) that read as statements, as many
+        as the sentence and word budgets take; None when none does."""
+        chosen: list[Candidate] = []
+        budget = self.max_words
+        for index, passage in enumerate(passages):
+            for start, end in split_sentences(passage.text):
+                text = passage.text[start:end]
+                if not answer_form(text) or looks_like_injection(text) or (
+                        text[:1].islower() and not passage.text[:start].strip()):
+                    continue  # a heading, a byline, hostile text, or the tail of the chunk before's sentence
+                words = len(text.split()) + 1
+                if chosen and (words > budget or len(chosen) >= self.max_sentences):
+                    break
+                chosen.append(Candidate(index, start, end, text, passage.doc_id, {}, 1.0))
+                budget -= words
+            if chosen:
+                break  # the lead is one place in one document
+        if not chosen:
+            return None
+        answer = self.compose(question, chosen, passages, 1.0)
+        answer.explain = {"p_answerable": 1.0, "candidates": [
+            {"doc_id": c.doc_id, "sentence": c.text, "p": 1.0} for c in chosen]}
+        return answer
 
     def answer(self, question: str, passages: list[Passage], idf) -> Answer:
         """An :class:`Answer` (not yet timed) for ``question`` from ``passages``."""

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
 from assistant.contract import Query
-from assistant.text import CAPITALISED, STOPWORDS, count_tokens, words
+from assistant.text import CAPITALISED, STOPWORDS, count_tokens, terms, words
 
 REFERRING = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|hers|there|"
@@ -30,6 +30,27 @@ REFERRING = re.compile(
     r"what about|how about|and the|also)\b",
     re.I,
 )
+_DOCUMENT = r"(?:article|document|doc|text|story|piece|report|paper|file|pdf|page|upload|corpus|source)s?"
+# "What is this article about?", "Summarize it.", "What are the main points?": a request for what a
+# document says as a whole, which no single fact-bearing sentence matches word for word.
+OVERVIEW = re.compile(
+    r"^\W*(?:please\s+)?(?:(?:can|could|would|will) you\s+)?(?:please\s+)?"
+    r"(?:summari[sz]e|sum up|recap|give (?:me )?(?:a |an )?(?:short |brief |quick )?(?:summary|overview|gist|rundown|recap)"
+    r"|tl;?\s?dr)\b"
+    rf"|\b(?:what(?:'s|’s| is| are| was| were)|tell me)\s+(?:(?:this|the|that|these|those|it|my|your)\s+)?"
+    rf"(?:{_DOCUMENT}\s+)?(?:mainly\s+|all\s+|really\s+)?about\s*\W*$"
+    r"|\b(?:main|key)\s+(?:points?|ideas?|takeaways?|findings?|messages?)\b"
+    rf"|\bwhat (?:does|do|did) (?:this|the|that|it|these|those)\s*(?:{_DOCUMENT})?\s+(?:say|cover|discuss|describe)\s*\W*$"
+    r"|\b(?:summary|overview|gist|rundown) of\b"
+    rf"|^\W*tell me about (?:this|the|that|these|those|my) {_DOCUMENT}\W*$",
+    re.I,
+)
+# The words of such a request that name no subject: what is left ("Summarize the Netflix article")
+# says which document.
+OVERVIEW_WORDS = frozenset(terms(
+    "summarize summarise summary sum up recap overview gist rundown tl dr tldr main key points ideas "
+    "takeaways findings messages article document doc text story piece report paper file pdf page upload "
+    "corpus source say cover discuss describe tell give please briefly short brief quick mainly really what's"))
 MAX_TURNS = 2
 MAX_ANSWER_TERMS = 6
 OWN_TERMS_TO_STAND_ALONE = 3
@@ -62,7 +83,7 @@ class RuleRewriter:
 
     def rewrite(self, question: str, history: History) -> Query:
         search = contextualise(question, history)
-        return Query(question, search, answer_query(question, search))
+        return with_overview(Query(question, search, answer_query(question, search)))
 
 
 class LLMCondenser:
@@ -78,14 +99,14 @@ class LLMCondenser:
         from assistant.llm import LLMError
 
         if not history:
-            return Query(question, question, question)
+            return with_overview(Query(question, question, question))
         try:
             condensed = self.condense(question, history)
         except LLMError as error:
             query = self.fallback.rewrite(question, history)
             query.rewrite_error = str(error)
             return query
-        return Query(question, condensed, condensed)
+        return with_overview(Query(question, condensed, condensed))
 
     def condense(self, question: str, history: History) -> str:
         """A standalone version of a follow-up ``question``, written by the LLM from the history."""
@@ -104,6 +125,19 @@ class LLMCondenser:
         condensed = next((line.strip(" \"'") for line in text.splitlines() if line.strip()), "")
         condensed = re.sub(r"^(standalone question|question)\s*:\s*", "", condensed, flags=re.I)
         return condensed or question
+
+
+def with_overview(query: Query) -> Query:
+    """``query`` marked when it asks what a document is about, and then searched by its subject
+    alone ("Summarise the ferry report" -> "ferry"); focused when its own words or the
+    conversation name one."""
+    if OVERVIEW.search(query.question):
+        query.overview = True
+        subject = [w for w in re.findall(r"[\w$%.,'’-]+", query.search) if set(terms(w)) - OVERVIEW_WORDS]
+        query.focused = bool(subject)
+        if subject:
+            query.search = " ".join(subject)
+    return query
 
 
 def is_follow_up(question: str) -> bool:

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from typing import Callable, Iterator, Protocol
 
 ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
+WHICH_DOCUMENT = ("Which document should I summarise? The corpus holds several: name one by its title or "
+                  "subject, for example: Summarise “{title}”.")
 RANKING_DEPTH = 10  # documents kept in an answer's retrieval ranking
 
 
@@ -148,12 +150,17 @@ class Query:
     """A question as the user asked it, and as rewritten for search and for answering.
 
     ``rewrite_error``: why an LLM rewrite failed (the rule-based rewrite was used instead).
+    ``overview``: it asks what a document is about ("Summarize the article.") rather than a fact
+    in it; ``focused``: it, or the conversation, says which document (else only a corpus of one
+    document does).
     """
 
     question: str
     search: str
     answer: str
     rewrite_error: str = ""
+    overview: bool = False
+    focused: bool = False
 
 
 # ---------------------------------------------------------------- what retrieval gives

@@ -1,6 +1,7 @@
 """The one place that builds the assistant from settings, and the one orchestrator of a question.
 
-A question goes rewrite -> retrieve -> answer (-> citation check, inside the
+A question goes rewrite -> retrieve (-> the lead of the document meant, for a question about a
+whole document: "What is this article about?") -> answer (-> citation check, inside the
 generative answerer), in that order, in :meth:`Assistant.stream`; :meth:`Assistant.ask`
 is that stream drained. Every entry point (CLI, chat UI, eval harness,
 benchmarks) asks through these two methods, so they all exercise one code path.
@@ -18,7 +19,8 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from assistant.answering import ExtractiveAnswerer
 from assistant.chat import Rewriter, RuleRewriter
-from assistant.contract import Answer, Answerer, Evidence, Filters, QuestionError, Update
+from assistant.contract import (WHICH_DOCUMENT, Answer, Answerer, Evidence, Filters, Passage, Query, QuestionError,
+                                Update, sentence_updates)
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
@@ -127,12 +129,26 @@ class Assistant:
         question = clean_question(question, self.settings.max_question_chars)
         query = self.rewriter.rewrite(question, history or [])
         found = self.retriever.retrieve(query.search, top_k, filters)
+        if query.overview:  # "What is this article about?": the lead of the document meant
+            lead = self.retriever.lead(found, query.search if query.focused else None)
+            if lead is None:
+                yield from sentence_updates(which_document(query, found.passages, found.doc_ranking, started))
+                return
+            found = lead
         evidence = Evidence(found.idf, self.retriever.embed)
         for text, answer in self.answerer.respond(query, found.passages, evidence, stream=stream):
             if answer is not None:
                 answer.doc_ranking = found.doc_ranking
                 answer.latency_ms = (time.perf_counter() - started) * 1000
             yield text, answer
+
+
+def which_document(query: Query, passages: list[Passage], doc_ranking: list[str], started: float) -> Answer:
+    """The reply to a request to summarise when several documents could be meant: ask which."""
+    title = next((p.title for p in passages if p.title), "") or (passages[0].doc_id if passages else "")
+    text = WHICH_DOCUMENT.format(title=title)
+    return Answer(query.question, text, True, passages=passages, doc_ranking=doc_ranking,
+                  latency_ms=(time.perf_counter() - started) * 1000)
 
 
 def ready_assistant(settings: Settings, progress=True, out=sys.stderr) -> Assistant:

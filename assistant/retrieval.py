@@ -83,6 +83,30 @@ class Retriever:
         ranked = self._search(query, filters or Filters(), top_k)
         return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.weights(terms(query)))
 
+    def lead(self, found: Retrieval, subject: str | None) -> Retrieval | None:
+        """For a question about a whole document: that document's lead chunk, then its passages that
+        ``found`` holds, in the document's order. The document is the first one ``found`` ranks when
+        the question (or its conversation) names a ``subject`` and that document mentions it (else
+        no passage: nothing visible is about it), or the only one it found; None when it found
+        several and nothing says which."""
+        if not found.passages:
+            return found
+        if not subject and len(found.doc_ranking) > 1:
+            return None
+        doc_id = found.passages[0].doc_id
+        if subject and not any(set(terms(subject)) & set(terms(f"{p.title}\n{p.text}"))
+                               for p in found.passages if p.doc_id == doc_id):
+            return Retrieval([], found.doc_ranking, found.idf)
+        # The lead belongs to a document this search was allowed to see (filters, owner), so
+        # reading it by its document id shows nothing the search could not.
+        own = [p for p in found.passages if p.doc_id == doc_id]
+        lead = self.store.lead_chunk(doc_id, like=own[0].chunk_id if own else "")
+        if lead is not None:
+            own = [Passage.from_metadata(lead.chunk_id, lead.text, lead.metadata)] + [
+                p for p in own if p.chunk_id != lead.chunk_id]
+        own.sort(key=lambda p: p.extra.get(Meta.CHUNK_INDEX) or 0)
+        return Retrieval(own, found.doc_ranking, found.idf)
+
     def _search(self, question: str, filters: Filters, top_k: int) -> list[Passage]:
         """Every candidate passage (dense and BM25), fused and sorted best first."""
         candidates = max(self.options.candidates, top_k)

@@ -302,6 +302,17 @@ class Store:
         """Every chunk id in the collection (no text, no metadata: what a lexical sync compares)."""
         return self._get_all([])["ids"]
 
+    def lead_chunk(self, doc_id: str, like: str = "") -> StoredChunk | None:
+        """The first chunk of document ``doc_id`` (its lead), or None when the store has none. While
+        an ingest replaces the document two versions may be there: the one of chunk id ``like``."""
+        data = self.collection.get(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.CHUNK_INDEX: 0}]},
+                                   include=["documents", "metadatas"])
+        if not data["ids"]:
+            return None
+        version = like.rsplit("::", 1)[0]
+        i = next((i for i, chunk_id in enumerate(data["ids"]) if chunk_id.rsplit("::", 1)[0] == version), 0)
+        return StoredChunk(data["ids"][i], data["documents"][i] or "", data["metadatas"][i] or {})
+
     def chunks_by_id(self, ids) -> list[StoredChunk]:
         """The chunks with these ids (those still there), with text and metadata."""
         data = self.collection.get(ids=list(ids), include=["documents", "metadatas"])
