@@ -26,10 +26,13 @@ from assistant.text import CAPITALISED, STOPWORDS, count_tokens, terms, words
 
 REFERRING = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|hers|there|"
-    r"the (job|role|post|position|company|article|person|man|woman|one|same|former|latter)|such|"
-    r"what about|how about|and the|also)\b",
+    r"such|what about|how about|and the|also)\b",
     re.I,
 )
+# "the job", "the company": a follow-up only when the question says little else ("How much does the
+# job pay?"); "Who reported the job ad first?" names enough to be searched as it is.
+DEFINITE = re.compile(r"\bthe (job|role|post|position|company|article|person|man|woman|one|same|former|latter)\b",
+                      re.I)
 _DOCUMENT = r"(?:article|document|doc|text|story|piece|report|paper|file|pdf|page|upload|corpus|source)s?"
 # "What is this article about?", "Summarize it.", "What are the main points?": a request for what a
 # document says as a whole, which no single fact-bearing sentence matches word for word.
@@ -141,10 +144,14 @@ def with_overview(query: Query) -> Query:
 
 
 def is_follow_up(question: str) -> bool:
-    """True when the question leans on earlier turns (pronouns, or no subject of its own)."""
+    """True when the question leans on earlier turns: a pronoun, a definite reference ("the job")
+    with little else, or no subject of its own."""
     content = [w for w in words(question) if w not in STOPWORDS]
     names = [m.group() for m in CAPITALISED.finditer(question) if m.start() > 0]
-    return bool(REFERRING.search(question)) or (len(content) <= 2 and not names)
+    referred = {m.group(1).lower() for m in DEFINITE.finditer(question)}
+    own = [w for w in content if w not in referred]
+    return (bool(REFERRING.search(question)) or bool(referred and len(own) < OWN_TERMS_TO_STAND_ALONE)
+            or (len(content) <= 2 and not names))
 
 
 def contextualise(question: str, history: list[tuple[str, str]]) -> str:

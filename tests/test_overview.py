@@ -127,3 +127,13 @@ def test_with_an_llm_the_model_is_given_the_lead_and_its_checked_summary_is_the_
         prompt = "\n".join(m["content"] for m in server.requests[-1]["messages"])
     assert LEAD in prompt.split("Question:")[0]  # the lead chunk is passage [1] of the prompt
     assert not answer.abstained and "$900,000" in answer.text and answer.citations[0].doc_id == ARTICLE
+
+
+def test_a_question_after_the_summary_that_names_its_own_subject_is_answered_as_itself(seeded_bot):
+    summary = seeded_bot.ask("What is this article about?")
+    history = [(summary.question, summary.text)]
+    answer = seeded_bot.ask("Who reported the job ad first?", history=history)
+    assert any("first reported by The Intercept" in c.quote for c in answer.citations), answer.text
+    # a definite reference with little else still leans on the conversation
+    rewritten = RuleRewriter().rewrite("How much does the job pay?", history)
+    assert rewritten.search != rewritten.question
