@@ -25,6 +25,15 @@ _ABBREVIATIONS = re.compile(
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$"
 )
 
+# "By 6 a.m. PT, the ferry had ...", "at 7 p.m. Tuesday": a clock time's "a.m." goes on into a time zone,
+# a day or a month; before anything else ("... at 5 p.m. The police said") the sentence ends.
+_CLOCK = re.compile(r"\b[ap]\.m\.$", re.I)
+_CLOCK_GOES_ON = re.compile(
+    r"(?:ET|EST|EDT|CT|CST|CDT|MT|MST|MDT|PT|PST|PDT|AKST|AKDT|HST|GMT|BST|UTC|CET|CEST|IST|JST|AEST|AEDT|"
+    r"Eastern|Central|Mountain|Pacific|local|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|"
+    r"January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\b")
+
 
 ENCODING = "cl100k_base"  # tiktoken's encoding for chunk sizes and prompt budgets
 
@@ -68,7 +77,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         line, base, start = block.group(), block.start(), 0
         for match in _SENTENCE_END.finditer(line):
             end = match.start() + len(match.group(1))
-            if _ABBREVIATIONS.search(line[start:match.start()]):
+            before = line[start:match.start()]
+            if _ABBREVIATIONS.search(before) or (_CLOCK.search(before) and _CLOCK_GOES_ON.match(line, match.end())):
                 continue
             if line[start:end].strip():
                 spans.append((base + start, base + end))

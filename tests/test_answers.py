@@ -287,3 +287,28 @@ def test_a_sentence_too_long_for_the_answer_is_cut_to_the_window_that_keeps_its_
     answers = set().union(*answer_terms(sentence, info, set(info.terms)))
     quote = _trim(sentence, 20, info.text, answers)
     assert "Porto" in quote and quote in sentence and len(quote.split()) == 20
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("By 6 a.m. PT, the ferry had left with 40 passengers. It docked at noon.",
+     ["By 6 a.m. PT, the ferry had left with 40 passengers.", "It docked at noon."]),
+    ("The office opens at 9 a.m. Monday through Friday.", ["The office opens at 9 a.m. Monday through Friday."]),
+    ("The polls closed at 8 p.m. The count began at once.", ["The polls closed at 8 p.m.", "The count began at once."]),
+])
+def test_a_clock_time_ends_a_sentence_only_when_no_time_zone_day_or_month_follows(text, sentences):
+    from assistant.text import split_sentences
+
+    assert [text[a:b] for a, b in split_sentences(text)] == sentences
+
+
+def test_an_answer_quotes_the_whole_sentence_around_a_clock_time(tmp_path):
+    corpus = _one_file_corpus(tmp_path, "ferry.md", (
+        "The Brannock ferry changed its timetable on Monday. By 6 a.m. PT, the Brannock ferry had left the "
+        "harbour with 40 passengers on board. It docked at Port Ellery at noon.\n"))
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("How many passengers did the Brannock ferry leave the harbour with?")
+        assert not answer.abstained
+        assert any(c.quote.startswith("By 6 a.m. PT, the Brannock ferry had left") for c in answer.citations), answer.text
+    finally:
+        drop_store(bot)
