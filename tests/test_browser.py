@@ -115,6 +115,15 @@ def test_off_corpus_question_is_shown_as_an_abstention(page):
     assert "No sources" in page.locator("#sources-panel").inner_text()
 
 
+def test_a_request_to_summarise_asks_which_document_then_gives_its_lead(page):
+    which = ask(page, "What is this article about?")  # the corpus holds two documents here
+    assert "Which document should I summarise?" in which and "does not contain" not in which
+    assert bot_messages(page).last.locator(".abstained").count() == 1
+    lead = ask(page, "Summarise the Netflix article")
+    assert lead.startswith("Netflix has placed an ad for a product manager") and "[1]" in lead
+    assert "Netflix has placed an ad" in page.locator("#sources-panel mark").first.inner_text()
+
+
 def open_tab(page, name: str) -> None:
     """Show one of the side tabs (Sources, Documents, History, Settings)."""
     page.get_by_role("tab", name=name).click()
