@@ -41,7 +41,7 @@ OVERVIEW = re.compile(
     r"(?:summari[sz]e|sum up|recap|give (?:me )?(?:a |an )?(?:short |brief |quick )?(?:summary|overview|gist|rundown|recap)"
     r"|tl;?\s?dr)\b"
     rf"|\b(?:what(?:'s|’s| is| are| was| were)|tell me)\s+(?:(?:this|the|that|these|those|it|my|your)\s+)?"
-    rf"(?:{_DOCUMENT}\s+)?(?:mainly\s+|all\s+|really\s+)?about\s*\W*$"
+    rf"(?:(?:[\w'’-]+\s+){{0,3}}?{_DOCUMENT}\s+)?(?:mainly\s+|all\s+|really\s+)?about\s*\W*$"
     r"|\b(?:main|key)\s+(?:points?|ideas?|takeaways?|findings?|messages?)\b"
     rf"|\bwhat (?:does|do|did) (?:this|the|that|it|these|those)\s*(?:{_DOCUMENT})?\s+(?:say|cover|discuss|describe)\s*\W*$"
     r"|\b(?:summary|overview|gist|rundown) of\b"

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
             "What job did Netflix advertise for its machine learning platform?",
             "What percentage of guild actors are paid less than $26,000 a year?",
             "Which AI job at Netflix's game studio pays up to $650,000?",
+            "What is the Netflix article about?",
         ],
         description="Example questions shown under the chat (a JSON list in ASSISTANT_CHAT_EXAMPLES).",
     )

@@ -34,6 +34,7 @@ def test_a_question_about_the_one_article_is_answered_with_its_lead(seeded_bot, 
 
 @pytest.mark.parametrize("question, overview", [
     ("What is this article about?", True), ("Summarise the ferry report", True), ("Give me an overview", True),
+    ("What is the Netflix article about?", True), ("What is the Brannock ferry story about?", True),
     ("What is the strike about?", False), ("What does the AMPTP say about AI?", False),
     ("Who reported the job ad first?", False), ("What is the job about?", False),
 ])

@@ -273,3 +273,11 @@ def test_the_examples_make_sense_on_an_empty_chat():
     from assistant.settings import Settings
 
     assert all(len(q.split()) >= 6 for q in Settings().chat_examples)  # no bare follow-up like "How much does it pay?"
+
+
+def test_every_example_is_answered_over_the_bundled_article(seeded_bot):
+    from assistant.settings import Settings
+
+    for question in Settings().chat_examples:
+        answer = seeded_bot.ask(question)
+        assert not answer.abstained and answer.citations, question
