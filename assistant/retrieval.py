@@ -84,7 +84,7 @@ class Retriever:
         return Retrieval(ranked[:top_k], ranked_doc_ids(ranked), self.store.lexical.weights(terms(query)))
 
     def lead(self, found: Retrieval, subject: str | None) -> Retrieval | None:
-        """For a question about a whole document: that document's lead chunk, then its passages that
+        """For a question about a whole document: that document's lead chunks, then its passages that
         ``found`` holds, in the document's order. The document is the first one ``found`` ranks when
         the question (or its conversation) names a ``subject`` and that document mentions it (else
         no passage: nothing visible is about it), or the only one it found; None when it found
@@ -100,11 +100,10 @@ class Retriever:
         # The lead belongs to a document this search was allowed to see (filters, owner), so
         # reading it by its document id shows nothing the search could not.
         own = [p for p in found.passages if p.doc_id == doc_id]
-        lead = self.store.lead_chunk(doc_id, like=own[0].chunk_id if own else "")
-        if lead is not None:
-            own = [Passage.from_metadata(lead.chunk_id, lead.text, lead.metadata)] + [
-                p for p in own if p.chunk_id != lead.chunk_id]
-        own.sort(key=lambda p: p.extra.get(Meta.CHUNK_INDEX) or 0)
+        lead = [Passage.from_metadata(c.chunk_id, c.text, c.metadata)
+                for c in self.store.lead_chunks(doc_id, like=own[0].chunk_id if own else "")]
+        seen = {p.chunk_id for p in lead}
+        own = sorted(lead + [p for p in own if p.chunk_id not in seen], key=lambda p: p.extra.get(Meta.CHUNK_INDEX) or 0)
         return Retrieval(own, found.doc_ranking, found.idf)
 
     def _search(self, question: str, filters: Filters, top_k: int) -> list[Passage]:

@@ -68,6 +68,7 @@ class StoredChunk:
 
 
 CHROMA_FILE = "chroma.sqlite3"
+LEAD_CHUNKS = 2  # a document's lead, for "What is this article about?": past a title page or a heading block
 
 
 def _server_address(url: str) -> tuple[str, int, bool]:
@@ -302,16 +303,17 @@ class Store:
         """Every chunk id in the collection (no text, no metadata: what a lexical sync compares)."""
         return self._get_all([])["ids"]
 
-    def lead_chunk(self, doc_id: str, like: str = "") -> StoredChunk | None:
-        """The first chunk of document ``doc_id`` (its lead), or None when the store has none. While
-        an ingest replaces the document two versions may be there: the one of chunk id ``like``."""
-        data = self.collection.get(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.CHUNK_INDEX: 0}]},
+    def lead_chunks(self, doc_id: str, like: str = "", count: int = LEAD_CHUNKS) -> list[StoredChunk]:
+        """The first ``count`` chunks of document ``doc_id`` (its lead), in order. While an ingest
+        replaces the document two versions may be there: the one of chunk id ``like`` if it is."""
+        data = self.collection.get(where={"$and": [{Meta.DOC_ID: doc_id}, {Meta.CHUNK_INDEX: {"$lt": count}}]},
                                    include=["documents", "metadatas"])
-        if not data["ids"]:
-            return None
-        version = like.rsplit("::", 1)[0]
-        i = next((i for i, chunk_id in enumerate(data["ids"]) if chunk_id.rsplit("::", 1)[0] == version), 0)
-        return StoredChunk(data["ids"][i], data["documents"][i] or "", data["metadatas"][i] or {})
+        chunks = [StoredChunk(i, t or "", m or {}) for i, t, m in
+                  zip(data["ids"], data["documents"], data["metadatas"])]
+        versions = {c.chunk_id.rsplit("::", 1)[0] for c in chunks}
+        version = like.rsplit("::", 1)[0] if like.rsplit("::", 1)[0] in versions else min(versions, default="")
+        return sorted((c for c in chunks if c.chunk_id.rsplit("::", 1)[0] == version),
+                      key=lambda c: int(c.metadata.get(Meta.CHUNK_INDEX) or 0))
 
     def chunks_by_id(self, ids) -> list[StoredChunk]:
         """The chunks with these ids (those still there), with text and metadata."""

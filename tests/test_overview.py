@@ -138,3 +138,26 @@ def test_a_question_after_the_summary_that_names_its_own_subject_is_answered_as_
     # a definite reference with little else still leans on the conversation
     rewritten = RuleRewriter().rewrite("How much does the job pay?", history)
     assert rewritten.search != rewritten.question
+
+
+def test_a_pdf_with_a_title_page_is_summarised_from_its_first_page_of_text(tmp_path):
+    from tests.conftest import make_pdf
+
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    make_pdf(corpus / "club.pdf", [
+        "Riverside Cycling Club\nAnnual Report 2023\nPrepared by the Committee",
+        "The club grew to 214 members during the year.\nMost members ride on Sunday mornings along the river path.",
+    ])
+    (corpus / "ferry.md").write_text(FERRY)
+    # top_k 1: the search finds the title page alone, as in a corpus where the report's other
+    # pages rank below other documents' passages
+    bot = Assistant(Settings(corpus_dir=corpus, top_k=1, **store_backend(tmp_path / "store")))
+    bot.ingest(progress=False)
+    try:
+        answer = bot.ask("Summarise the Riverside Cycling Club annual report.")
+        assert not answer.abstained, answer.text
+        assert answer.text.startswith("The club grew to 214 members during the year. [1]")
+        assert answer.citations[0].page == 2 and answer.citations[0].doc_id == "club.pdf"
+    finally:
+        drop_store(bot)
