@@ -99,11 +99,7 @@ class ExtractiveAnswerer:
         best: dict[str, Candidate] = {}  # one candidate per distinct sentence (overlapping chunks repeat them)
         for i, (index, start, end) in enumerate(spans):
             text, passage = texts[i], passages[index]
-            if not answer_form(text) or looks_like_injection(text) or (
-                    text[:1].islower() and not passage.text[:start].strip()):
-                # Headings, questions, captions, fragments and hostile text never answer; nor does the
-                # tail of a sentence that a chunk cut ("the harbour of Porto hosted ..."): the
-                # whole sentence belongs to the chunk before.
+            if not can_answer(text, passage, start):
                 continue
             s_terms = sentence_terms[i]
             neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(spans) and spans[j][0] == index]
@@ -176,9 +172,8 @@ class ExtractiveAnswerer:
         for index, passage in enumerate(passages):
             for start, end in split_sentences(passage.text):
                 text = passage.text[start:end]
-                if not answer_form(text) or looks_like_injection(text) or (
-                        text[:1].islower() and not passage.text[:start].strip()):
-                    continue  # a heading, a byline, hostile text, or the tail of the chunk before's sentence
+                if not can_answer(text, passage, start):
+                    continue
                 words = len(text.split()) + 1
                 if chosen and (words > budget or len(chosen) >= self.max_sentences):
                     break
@@ -285,6 +280,14 @@ class ExtractiveAnswerer:
                 citations[n - 1].quote += " … " + quote
             parts.append(f"{shown} [{n}]")
         return Answer(question, " ".join(parts), False, citations, passages, confidence)
+
+
+def can_answer(sentence: str, passage: Passage, start: int) -> bool:
+    """Whether the sentence of ``passage`` at ``start`` may be (part of) an answer. Headings,
+    questions, captions, fragments and hostile text never answer; nor does the tail of a sentence
+    that a chunk cut ("the harbour of Porto hosted ..."): the whole sentence belongs to the chunk before."""
+    return answer_form(sentence) and not looks_like_injection(sentence) and not (
+        sentence[:1].islower() and not passage.text[:start].strip())
 
 
 def _trim(sentence: str, max_words: int, question: str, answers: set[str] = frozenset()) -> str:

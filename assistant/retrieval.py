@@ -94,14 +94,14 @@ class Retriever:
         if not subject and len(found.doc_ranking) > 1:
             return None
         doc_id = found.passages[0].doc_id
-        if subject and not any(set(terms(subject)) & set(terms(f"{p.title}\n{p.text}"))
-                               for p in found.passages if p.doc_id == doc_id):
+        own = [p for p in found.passages if p.doc_id == doc_id]
+        wanted = set(terms(subject or ""))
+        if subject and not any(wanted & set(terms(f"{p.title}\n{p.text}")) for p in own):
             return Retrieval([], found.doc_ranking, found.idf)
         # The lead belongs to a document this search was allowed to see (filters, owner), so
         # reading it by its document id shows nothing the search could not.
-        own = [p for p in found.passages if p.doc_id == doc_id]
         lead = [Passage.from_metadata(c.chunk_id, c.text, c.metadata)
-                for c in self.store.lead_chunks(doc_id, like=own[0].chunk_id if own else "")]
+                for c in self.store.lead_chunks(doc_id, like=own[0].chunk_id)]
         seen = {p.chunk_id for p in lead}
         own = sorted(lead + [p for p in own if p.chunk_id not in seen], key=lambda p: p.extra.get(Meta.CHUNK_INDEX) or 0)
         return Retrieval(own, found.doc_ranking, found.idf)

@@ -310,9 +310,12 @@ class Store:
                                    include=["documents", "metadatas"])
         chunks = [StoredChunk(i, t or "", m or {}) for i, t, m in
                   zip(data["ids"], data["documents"], data["metadatas"])]
-        versions = {c.chunk_id.rsplit("::", 1)[0] for c in chunks}
-        version = like.rsplit("::", 1)[0] if like.rsplit("::", 1)[0] in versions else min(versions, default="")
-        return sorted((c for c in chunks if c.chunk_id.rsplit("::", 1)[0] == version),
+        def version(chunk_id: str) -> str:  # "doc::hash12::page:n" -> "doc::hash12"
+            return chunk_id.rsplit("::", 1)[0]
+
+        versions = {version(c.chunk_id) for c in chunks}
+        keep = version(like) if version(like) in versions else min(versions, default="")
+        return sorted((c for c in chunks if version(c.chunk_id) == keep),
                       key=lambda c: int(c.metadata.get(Meta.CHUNK_INDEX) or 0))
 
     def chunks_by_id(self, ids) -> list[StoredChunk]:

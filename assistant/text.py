@@ -30,7 +30,7 @@ _ABBREVIATIONS = re.compile(
 _CLOCK = re.compile(r"\b[ap]\.m\.$", re.I)
 _CLOCK_GOES_ON = re.compile(
     r"(?:ET|EST|EDT|CT|CST|CDT|MT|MST|MDT|PT|PST|PDT|AKST|AKDT|HST|GMT|BST|UTC|CET|CEST|IST|JST|AEST|AEDT|"
-    r"Eastern|Central|Mountain|Pacific|local|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|"
+    r"Eastern|Central|Mountain|Pacific|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|"
     r"January|February|March|April|May|June|July|August|September|October|November|December|"
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\b")
 
