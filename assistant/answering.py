@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
+from assistant.contract import (ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
                                 sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
                                 answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
@@ -67,13 +67,16 @@ class Assessment:
 class ExtractiveAnswerer:
     """Chooses and composes answer sentences from retrieved passages."""
 
-    def __init__(self, max_sentences: int = 2, max_words: int = 60,
-                 abstain_threshold: float = 0.5, weights_path: Path | None = WEIGHTS_PATH) -> None:
+    def __init__(self, max_sentences: int = 2, max_words: int = 60, abstain_threshold: float = 0.5,
+                 closest_threshold: float = 1.0, weights_path: Path | None = WEIGHTS_PATH) -> None:
         """``weights_path``: the fitted models (``bench/fit_answerer.py --write``); ``None`` (or a
-        missing file) gives the fixed prior models, which do not depend on any fit."""
+        missing file) gives the fixed prior models, which do not depend on any fit. Below
+        ``abstain_threshold`` the answerer abstains; at or above ``closest_threshold`` its abstention
+        quotes the closest sentences instead of saying that the corpus does not hold the answer."""
         self.max_sentences = max_sentences
         self.max_words = max_words
         self.abstain_threshold = abstain_threshold
+        self.closest_threshold = closest_threshold
         weights = json.loads(weights_path.read_text()) if weights_path and weights_path.is_file() else {}
         self.sentence_model = weights.get("sentence") or _DEFAULT_SENTENCE_MODEL
         self.answer_model = weights.get("answer") or _DEFAULT_ANSWER_MODEL
@@ -191,13 +194,26 @@ class ExtractiveAnswerer:
     def answer(self, question: str, passages: list[Passage], idf) -> Answer:
         """An :class:`Answer` (not yet timed) for ``question`` from ``passages``."""
         assessment = self.assess(question, passages, idf)
-        if not assessment.candidates or assessment.p_answerable < self.abstain_threshold:
-            answer = Answer(question, ABSTAIN_MESSAGE, True, passages=passages, confidence=assessment.p_answerable)
+        p = assessment.p_answerable
+        if assessment.candidates and p >= self.abstain_threshold:
+            answer = self.compose(question, self.choose(assessment, passages), passages, p)
+        elif assessment.candidates and p >= self.closest_threshold:
+            answer = self.closest(question, assessment, passages)
         else:
-            chosen = self.choose(assessment, passages)
-            answer = self.compose(question, chosen, passages, assessment.p_answerable)
+            answer = Answer(question, ABSTAIN_MESSAGE, True, passages=passages, confidence=p)
         answer.explain = assessment.explain()
         return answer
+
+    def closest(self, question: str, assessment: Assessment, passages: list[Passage]) -> Answer:
+        """An abstention that quotes the best candidate sentence with its document. No citation and
+        no marker: nothing is claimed, the user judges the quote."""
+        best = assessment.candidates[0]
+        passage = passages[best.passage_index]
+        whole = best.text.strip()
+        quote = _trim(whole, self.max_words, question)
+        quote = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
+        text = f"{CLOSEST_MESSAGE}\n“{quote}” — {passage.title or passage.doc_id} ({passage.doc_id})"
+        return Answer(question, text, True, passages=passages, confidence=assessment.p_answerable)
 
     def choose(self, assessment: Assessment, passages: list[Passage]) -> list[Candidate]:
         """The best sentence, plus one that adds what it lacks.

@@ -21,7 +21,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-from assistant.contract import Query
+from assistant.contract import CLOSEST_MESSAGE, Query
 from assistant.text import CAPITALISED, STOPWORDS, count_tokens, terms, words
 
 REFERRING = re.compile(
@@ -161,7 +161,7 @@ def contextualise(question: str, history: list[tuple[str, str]]) -> str:
     context: list[str] = []
     for previous_question, previous_answer in history[-MAX_TURNS:]:
         context += [w for w in re.findall(r"[\w$%.,'-]+", previous_question) if w.lower() not in STOPWORDS]
-        names = [m.group() for m in CAPITALISED.finditer(_strip_markers(previous_answer))]
+        names = [m.group() for m in CAPITALISED.finditer(_answer_words(previous_answer))]
         context += names[:MAX_ANSWER_TERMS]
     seen, extra = set(words(question)), []
     for term in context:
@@ -180,5 +180,8 @@ def answer_query(question: str, search_query: str) -> str:
     return question if len(own) >= OWN_TERMS_TO_STAND_ALONE else search_query
 
 
-def _strip_markers(text: str) -> str:
-    return re.sub(r"\[\d+\]", " ", text or "")
+def _answer_words(text: str) -> str:
+    """An earlier answer's own words: no [n] markers, and of a refusal quoting the closest sentence,
+    only the quote (not its opening line nor the document it names)."""
+    text = re.sub(r"\[\d+\]", " ", text or "").replace(CLOSEST_MESSAGE, " ")
+    return re.sub(r"(?m)” — [^\n]*$", "”", text)

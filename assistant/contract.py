@@ -15,6 +15,9 @@ from datetime import date, datetime
 from typing import Callable, Iterator, Protocol
 
 ABSTAIN_MESSAGE = "The corpus does not contain the answer to this question."
+# An abstention that is not sure the corpus lacks the answer: it quotes the sentence that comes
+# closest (no citation: nothing is claimed), so the user can judge it.
+CLOSEST_MESSAGE = "I found no sentence that clearly answers this. The closest the articles come:"
 WHICH_DOCUMENT = ("Which document should I summarise? The corpus holds several: name one by its title or "
                   "subject, for example: Summarise “{title}”.")
 RANKING_DEPTH = 10  # documents kept in an answer's retrieval ranking

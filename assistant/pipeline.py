@@ -36,7 +36,8 @@ __all__ = ["ANSWERERS", "Assistant", "QuestionError", "clean_question", "ready_a
 def extractive(settings: Settings) -> ExtractiveAnswerer:
     """The default answerer: verbatim sentences of the passages, or an abstention (no LLM)."""
     return ExtractiveAnswerer(max_sentences=settings.max_answer_sentences, max_words=settings.max_answer_words,
-                              abstain_threshold=settings.abstain_threshold)
+                              abstain_threshold=settings.abstain_threshold,
+                              closest_threshold=settings.closest_threshold)
 
 
 def generative(settings: Settings) -> GenerativeAnswerer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from assistant.contract import Answer, Citation, source_details, source_line
+from assistant.contract import ABSTAIN_MESSAGE, Answer, Citation, source_details, source_line
 
 OPERATOR_HINT = re.compile(r"\s*\((?:[^()]*\bASSISTANT_[A-Z_]+\b[^()]*)\)")
 SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
@@ -36,7 +36,10 @@ def render_answer(text: str, abstained: bool = False, streaming: bool = False, e
     if error:
         return f'<div class="msg answer-error">⚠ {body}</div>'
     if abstained:
-        return f'<div class="msg abstained"><span class="abstain-label">No answer in the corpus</span>{body}</div>'
+        # Only the plain refusal says the corpus lacks the answer; another abstention (the closest
+        # sentences quoted, the which-document question, an unverified LLM reply) cites nothing.
+        label = "No answer in the corpus" if ABSTAIN_MESSAGE in text else "No cited answer"
+        return f'<div class="msg abstained"><span class="abstain-label">{label}</span>{body}</div>'
     cursor = '<span class="typing">▍</span>' if streaming else ""
     return f'<div class="msg answer">{body}{cursor}</div>'
 
@@ -69,9 +72,11 @@ def render_sources(answer: Answer | None) -> str:
     """The sources panel: each cited source with title, source/file, page, date and the highlighted passage."""
     if answer is None:
         return SOURCES_PLACEHOLDER
-    if answer.abstained or not answer.citations:
+    if answer.abstained and ABSTAIN_MESSAGE in answer.text:
         return ('<div class="sources-empty">No sources: the corpus does not contain the answer to '
                 "this question.</div>")
+    if answer.abstained or not answer.citations:
+        return '<div class="sources-empty">No sources: this reply cites nothing as an answer.</div>'
     cards = []
     for c in answer.citations:
         title = _text(c.title or c.doc_id)

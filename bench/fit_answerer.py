@@ -9,12 +9,15 @@ adversarial unanswerables) and of every other corpus (off-corpus: should abstain
    probability by a one-feature logistic fit of its score.
 2. Answer model: P(the question is answerable here), over assistant.features.ANSWER_FEATURES,
    with a refused answerable question weighing ANSWERABLE_WEIGHT times a wrongly answered one.
-   The assistant abstains below ``abstain_threshold`` (assistant/settings.py).
+   The assistant abstains below ``abstain_threshold`` (assistant/settings.py); from
+   ``closest_threshold`` up to it, its abstention quotes the closest sentence (no citation)
+   instead of saying that the corpus does not hold the answer.
 
 Protocol (eval/README.md "How the answerer is fitted"): questions are split into 5 folds grouped
 by document (a set's questions about one document stay in one fold, in-corpus and off-corpus
 alike). For each fold k, both models are fitted on three folds, the abstention threshold is chosen
-on fold k+1, and fold k, used for neither, is answered: the "held-out" figures. The "fit" figures
+on fold k+1 (and the closest-sentence floor with it), and fold k, used for neither, is answered:
+the "held-out" figures. The "fit" figures
 are the final models (fitted on everything) answering the questions they were fitted on.
 
     python bench/fit_answerer.py --store squad2-dev=/tmp/s --store corpus=/tmp/c --store news-dev=/tmp/n
@@ -54,6 +57,11 @@ THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.025), 3)
 # sentence can be checked, a refusal cannot), so the threshold is the lowest one at which this
 # share of off-corpus questions is refused on the tuning fold.
 OFF_CORPUS_REFUSED = 0.965
+# Below the threshold, a refusal quotes the closest sentence down to the lowest P(answerable) at
+# which this share of the off-corpus questions still gets the plain "the corpus does not contain the
+# answer": showing an unrelated sentence labelled as no answer costs little, a bare refusal of an
+# answerable question the most.
+OFF_CORPUS_PLAIN = 0.90
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2,
@@ -133,7 +141,8 @@ def fit_sentence_model(rows: list[Row]) -> dict:
 
 
 def answers_of(rows: list[Row], answerer: ExtractiveAnswerer, sentence_model: dict) -> list[tuple]:
-    """Per row: (answer features, the composed answer or None) under ``sentence_model``."""
+    """Per row: (answer features, the composed answer or None, the closest-sentence abstention or
+    None) under ``sentence_model``."""
     answerer.sentence_model = sentence_model
     out = []
     for r in rows:
@@ -143,11 +152,12 @@ def answers_of(rows: list[Row], answerer: ExtractiveAnswerer, sentence_model: di
         r.candidates[:] = [r.candidates[i] for i in order]
         r.labels[:] = [r.labels[i] for i in order]
         if not r.candidates:
-            out.append(({}, None))
+            out.append(({}, None, None))
             continue
         assessment = answerer_assessment(answerer, r, r.candidates)
         chosen = answerer.choose(assessment, r.case.passages)
-        out.append((assessment.features, answerer.compose(r.case.query, chosen, r.case.passages, 1.0)))
+        out.append((assessment.features, answerer.compose(r.case.query, chosen, r.case.passages, 1.0),
+                    answerer.closest(r.case.query, assessment, r.case.passages)))
     return out
 
 
@@ -162,7 +172,7 @@ def answerer_assessment(answerer: ExtractiveAnswerer, row: Row, candidates):
 
 
 def fit_answer_model(rows: list[Row], answers: list[tuple]) -> dict:
-    x = [[f.get(n, 0.0) for n in ANSWER_FEATURES] for f, _ in answers]
+    x = [[f.get(n, 0.0) for n in ANSWER_FEATURES] for f, *_ in answers]
     y = [1.0 if r.case.kind == "answerable" else 0.0 for r in rows]
     # Each set's adversarial questions weigh as one group (the small bundled corpus as much as
     # squad2-dev), each set's answerable ones as ANSWERABLE_WEIGHT groups (a false refusal is the
@@ -184,10 +194,25 @@ def outcome(row: Row, p: float, answer: Answer | None, threshold: float) -> str:
     return "right" if len(text.split()) <= MAX_ANSWER_WORDS and contains_answer(text, row.case.golds) else "wrong"
 
 
-def choose_threshold(rows: list[Row], probs: list[float]) -> float:
-    """The lowest threshold at which ``OFF_CORPUS_REFUSED`` of the off-corpus ``rows`` are refused."""
+def choose_threshold(rows: list[Row], probs: list[float], share: float = OFF_CORPUS_REFUSED) -> float:
+    """The lowest threshold at which ``share`` of the off-corpus ``rows`` fall below it."""
     off = np.array([p for r, p in zip(rows, probs) if r.case.kind == "off-corpus"])
-    return float(next((t for t in THRESHOLDS if np.mean(off < t) >= OFF_CORPUS_REFUSED), THRESHOLDS[-1]))
+    return float(next((t for t in THRESHOLDS if np.mean(off < t) >= share), THRESHOLDS[-1]))
+
+
+def report_closest(rows: list[Row], probs: list[float], answers: list[tuple], thresholds: list[float],
+                   floors: list[float]) -> None:
+    """Of the refused questions, the share whose refusal quotes the closest sentence, and (answerable
+    ones) the share whose quote holds a gold answer."""
+    print("\n  refusals quoting the closest sentence (held-out)")
+    print(f"  {'set':<11} {'kind':<12} {'refused':>7}  closest  holds answer")
+    for key in sorted({(r.case.set, r.case.kind) for r in rows}):
+        refused = [i for i, r in enumerate(rows) if (r.case.set, r.case.kind) == key and probs[i] < thresholds[i]]
+        shown = [i for i in refused if answers[i][2] is not None and probs[i] >= floors[i]]
+        holds = [i for i in shown if rows[i].case.golds and contains_answer(answers[i][2].text, rows[i].case.golds)]
+        share = (lambda part: f"{len(part) / len(refused):.3f}" if refused else "  -  ")
+        print(f"  {key[0]:<11} {key[1]:<12} {len(refused):>7}  {share(shown)}    "
+              f"{share(holds) if key[1] == 'answerable' else '  -  '}")
 
 
 def report(rows: list[Row], probs: list[float], answers: list[tuple], thresholds: list[float], label: str) -> dict:
@@ -280,8 +305,10 @@ def main() -> int:
                                              for k in ("answerable", "adversarial", "off-corpus")))
 
     # Held-out: fit on three folds, choose the threshold on the next, answer the fold used for neither.
-    probs, answers, thresholds = [0.0] * len(rows), [({}, None)] * len(rows), [0.5] * len(rows)
+    probs, answers, thresholds = [0.0] * len(rows), [({}, None, None)] * len(rows), [0.5] * len(rows)
+    floors = [1.0] * len(rows)
     fold_thresholds: list[float] = []
+    fold_floors: list[float] = []
     for k in range(FOLDS):
         tune_k = (k + 1) % FOLDS
         fit = [r for r, f in zip(rows, folds) if f not in (k, tune_k)]
@@ -289,15 +316,19 @@ def main() -> int:
         a_model = fit_answer_model(fit, answers_of(fit, answerer, s_model))
         tune = [r for r, f in zip(rows, folds) if f == tune_k]
         tune_answers = answers_of(tune, answerer, s_model)
-        threshold = choose_threshold(tune, [_logistic(a_model, f) if f else 0.0 for f, _ in tune_answers])
+        tune_probs = [_logistic(a_model, f) if f else 0.0 for f, *_ in tune_answers]
+        threshold = choose_threshold(tune, tune_probs)
+        floor = min(choose_threshold(tune, tune_probs, OFF_CORPUS_PLAIN), threshold)
         test_idx = [i for i, f in enumerate(folds) if f == k]
         for i, result in zip(test_idx, answers_of([rows[i] for i in test_idx], answerer, s_model)):
             answers[i] = result
             probs[i] = _logistic(a_model, result[0]) if result[0] else 0.0
-            thresholds[i] = threshold
+            thresholds[i], floors[i] = threshold, floor
         fold_thresholds.append(threshold)
-        print(f"fold {k}: threshold {threshold:.3f} (chosen on fold {tune_k})")
+        fold_floors.append(floor)
+        print(f"fold {k}: threshold {threshold:.3f}, closest sentence from {floor:.3f} (chosen on fold {tune_k})")
     held_out = report(rows, probs, answers, thresholds, "held-out (out-of-fold, grouped by document)")
+    report_closest(rows, probs, answers, thresholds, floors)
     if len(args.cache) > 1:
         for k, path in enumerate(args.cache):
             idx = np.flatnonzero(source == k)
@@ -308,17 +339,21 @@ def main() -> int:
     s_model = fit_sentence_model(rows)
     final_answers = answers_of(rows, answerer, s_model)
     a_model = fit_answer_model(rows, final_answers)
-    final_probs = [_logistic(a_model, f) if f else 0.0 for f, _ in final_answers]
+    final_probs = [_logistic(a_model, f) if f else 0.0 for f, *_ in final_answers]
     threshold = choose_threshold(rows, final_probs)
+    floor = min(choose_threshold(rows, final_probs, OFF_CORPUS_PLAIN), threshold)
     report(rows, final_probs, final_answers, [threshold] * len(rows), f"fit (in-sample, threshold {threshold:.3f})")
     print("\nsentence weights:", json.dumps({k: round(v, 3) for k, v in s_model["weights"].items()}))
     print("answer weights:  ", json.dumps({k: round(v, 3) for k, v in a_model["weights"].items()}))
     print(f"abstain_threshold: {threshold:.3f} (the policy on the final models; folds chose "
           f"{', '.join(f'{t:.3f}' for t in fold_thresholds)}; set it in assistant/settings.py)")
+    print(f"closest_threshold: {floor:.3f} (the policy on the final models; folds chose "
+          f"{', '.join(f'{t:.3f}' for t in fold_floors)}; set it in assistant/settings.py)")
     if args.write:
         WEIGHTS_PATH.write_text(json.dumps({
             "fitted_by": "bench/fit_answerer.py", "sets": sorted({c.set for c in cases}),
-            "abstain_threshold": round(threshold, 3), "sentence": s_model, "answer": a_model}, indent=2) + "\n")
+            "abstain_threshold": round(threshold, 3), "closest_threshold": round(floor, 3),
+            "sentence": s_model, "answer": a_model}, indent=2) + "\n")
         print(f"wrote {WEIGHTS_PATH}")
     return 0 if held_out else 1
 

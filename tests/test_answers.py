@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from assistant.background import background_weight
+from assistant.contract import ABSTAIN_MESSAGE, CLOSEST_MESSAGE
 from assistant.features import (analyse_question, answer_form, answer_spans, answer_terms, kind_fit,
                                 leads_with_answer, redundancy, with_base_forms)
 from assistant.text import terms
@@ -46,6 +47,25 @@ def test_plain_questions_about_the_article_are_answered_with_the_sentence_that_h
 def test_questions_the_article_does_not_answer_are_still_refused(seeded_bot, question):
     answer = seeded_bot.ask(question)
     assert answer.abstained and answer.citations == []
+    assert answer.text == ABSTAIN_MESSAGE, "far from anything the article says: a plain refusal"
+
+
+def test_a_refusal_that_is_not_sure_quotes_the_closest_sentence_and_cites_nothing(seeded_bot):
+    # P(answerable) is under the threshold but above closest_threshold: the refusal does not claim
+    # that the corpus lacks the answer; it quotes the sentence closest to one, for the user to judge.
+    answer = seeded_bot.ask("Which famous actors joined the strike?")
+    assert answer.abstained and answer.citations == [] and not re.search(r"\[\d+\]", answer.text)
+    opening, quoted = answer.text.split("\n")
+    assert opening == CLOSEST_MESSAGE and ABSTAIN_MESSAGE not in answer.text
+    quote, source = re.fullmatch(r"“(.+)” — (.+)", quoted).groups()
+    assert "Tom Cruise and George Clooney" in quote and source.endswith(f"({ARTICLE})")
+    assert any(quote.strip("…") in p.text for p in answer.passages), "the quote is verbatim"
+    assert answer.to_json()["abstained"] is True and "unverified" not in answer.to_json()
+
+
+def test_closest_threshold_one_turns_the_closest_sentences_off(seeded_bot):
+    strict = Assistant(seeded_bot.settings.model_copy(update={"closest_threshold": 1.0}))
+    assert strict.ask("Which famous actors joined the strike?").text == ABSTAIN_MESSAGE
 
 
 def _bot(tmp_path, corpus, **overrides) -> Assistant:

@@ -115,6 +115,15 @@ def test_off_corpus_question_is_shown_as_an_abstention(page):
     assert "No sources" in page.locator("#sources-panel").inner_text()
 
 
+def test_a_refusal_that_is_not_sure_shows_the_closest_sentence_and_is_not_labelled_as_absent(page):
+    answer = ask(page, "Which famous actors joined the strike?")
+    assert "closest the articles come" in answer and "Tom Cruise" in answer
+    assert "does not contain the answer" not in answer
+    label = bot_messages(page).last.locator(".abstain-label").inner_text()
+    assert label.lower() == "no cited answer"
+    assert "cites nothing" in page.locator("#sources-panel").inner_text()
+
+
 def test_a_request_to_summarise_asks_which_document_then_gives_its_lead(page):
     which = ask(page, "What is this article about?")  # the corpus holds two documents here
     assert "Which document should I summarise?" in which and "does not contain" not in which

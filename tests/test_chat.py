@@ -1,6 +1,7 @@
 """Multi-turn context without an LLM: follow-ups borrow the salient words of earlier turns."""
 
 from assistant.chat import answer_query, contextualise, is_follow_up
+from assistant.contract import CLOSEST_MESSAGE
 
 JOB = "What job did Netflix advertise for its machine learning platform?"
 
@@ -22,6 +23,14 @@ def test_follow_up_that_says_enough_is_answered_on_its_own_words():
     search = contextualise(question, [("Which alliance negotiates with the unions?", "The AMPTP [1]")])
     assert search != question, "retrieval still gets the earlier context"
     assert answer_query(question, search) == question
+
+
+def test_a_follow_up_to_a_refusal_quoting_the_closest_sentence_borrows_the_quote_not_the_wording():
+    refusal = (f"{CLOSEST_MESSAGE}\n“The writers went on strike in May, with Tom Cruise and George Clooney "
+               "joining.” — Netflix Advertises An AI Job (netflix.md)")
+    rewritten = contextualise("When did they join?", [("Which famous actors joined the strike?", refusal)])
+    assert "Tom Cruise" in rewritten and "Clooney" in rewritten
+    assert not {"I", "Advertises", "netflix.md"} & set(rewritten.replace("(", " ").replace(")", " ").split())
 
 
 def test_bare_follow_up_is_answered_with_the_rewritten_query():
