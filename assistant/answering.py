@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from assistant.contract import (ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update,
-                                sentence_updates)
+from assistant.contract import (ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Evidence, Passage, Query,
+                                Update, sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
                                 answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
                                 leads_with_answer, recency, redundancy, type_fit, with_base_forms)
@@ -72,7 +72,7 @@ class ExtractiveAnswerer:
         """``weights_path``: the fitted models (``bench/fit_answerer.py --write``); ``None`` (or a
         missing file) gives the fixed prior models, which do not depend on any fit. Below
         ``abstain_threshold`` the answerer abstains; at or above ``closest_threshold`` its abstention
-        quotes the closest sentences instead of saying that the corpus does not hold the answer."""
+        quotes the closest sentence instead of saying that the corpus does not hold the answer."""
         self.max_sentences = max_sentences
         self.max_words = max_words
         self.abstain_threshold = abstain_threshold

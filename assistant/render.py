@@ -37,7 +37,7 @@ def render_answer(text: str, abstained: bool = False, streaming: bool = False, e
         return f'<div class="msg answer-error">⚠ {body}</div>'
     if abstained:
         # Only the plain refusal says the corpus lacks the answer; another abstention (the closest
-        # sentences quoted, the which-document question, an unverified LLM reply) cites nothing.
+        # sentence quoted, the which-document question, an unverified LLM reply) cites nothing.
         label = "No answer in the corpus" if ABSTAIN_MESSAGE in text else "No cited answer"
         return f'<div class="msg abstained"><span class="abstain-label">{label}</span>{body}</div>'
     cursor = '<span class="typing">▍</span>' if streaming else ""

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     abstain_threshold: float = Field(0.45, ge=0.0, le=1.0, description="Answer only when P(answerable) >= this (chosen on a tuning fold by bench/fit_answerer.py).")
     closest_threshold: float = Field(0.2, ge=0.0, le=1.0, description=(
         "Below abstain_threshold but at or above this P(answerable), the abstention quotes the closest "
-        "sentences instead of saying the corpus lacks the answer (bench/fit_answerer.py's policy)."))
+        "sentence instead of saying the corpus lacks the answer (bench/fit_answerer.py's policy)."))
     max_question_chars: int = Field(4000, ge=16)
 
     # LLM back end (issue: generative answers)
