@@ -211,9 +211,10 @@ class ExtractiveAnswerer:
         passage = passages[best.passage_index]
         whole = best.text.strip()
         quote = _trim(whole, self.max_words, question)
-        quote = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
-        text = f"{CLOSEST_MESSAGE}\n“{quote}” — {passage.title or passage.doc_id} ({passage.doc_id})"
-        return Answer(question, text, True, passages=passages, confidence=assessment.p_answerable)
+        shown = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
+        text = f"{CLOSEST_MESSAGE}\n“{shown}” — {passage.title or passage.doc_id} ({passage.doc_id})"
+        return Answer(question, text, True, passages=passages, confidence=assessment.p_answerable,
+                      closest=Citation.of(0, passage, quote, best.score))
 
     def choose(self, assessment: Assessment, passages: list[Passage]) -> list[Candidate]:
         """The best sentence, plus one that adds what it lacks.

@@ -287,6 +287,9 @@ class Answer:
     # An abstention because nothing of the model's reply could be verified in the passages and the
     # extractive answerer abstained too; ``ask --json`` then says ``"unverified": true``.
     unverified: bool = False
+    # An abstention that quotes the closest sentence (CLOSEST_MESSAGE): that sentence and its passage,
+    # for the sources panel. Not a citation: nothing is claimed, and ``ask --json`` leaves it out.
+    closest: Citation | None = None
 
     @property
     def retrieved_doc_ids(self) -> list[str]:

@@ -75,7 +75,8 @@ class Database:
 
 @dataclass
 class Turn:
-    """One question and its answer: ``answer`` is the answer text, ``citations`` full citation dicts."""
+    """One question and its answer: ``answer`` is the answer text, ``citations`` full citation dicts,
+    ``closest`` the dict of the sentence a refusal quoted as the closest (``Answer.closest``) or None."""
 
     id: int
     question: str
@@ -83,6 +84,7 @@ class Turn:
     abstained: bool
     citations: list[dict] = field(default_factory=list)
     created: str = ""
+    closest: dict | None = None
 
 
 @dataclass
@@ -113,13 +115,13 @@ class History:
         return conversation
 
     def add_turn(self, user: str, conversation: str | None, question: str, answer: str, abstained: bool,
-                 citations: list[dict]) -> tuple[str, int]:
+                 citations: list[dict], closest: dict | None = None) -> tuple[str, int]:
         """Append a turn to ``user``'s conversation (a new one when ``conversation`` is None or not
         theirs); returns (conversation id, turn id)."""
         if conversation is None or not self._owns(user, conversation):
             conversation = self.start(user, question)
-        payload = json.dumps({"answer": answer, "abstained": bool(abstained), "citations": citations},
-                             ensure_ascii=False)
+        payload = json.dumps({"answer": answer, "abstained": bool(abstained), "citations": citations,
+                              **({"closest": closest} if closest else {})}, ensure_ascii=False)
         stamp = now()
         with self.db.connect() as db:
             cursor = db.execute("INSERT INTO turns (conversation, question, answer, created) VALUES (?, ?, ?, ?)",
@@ -147,7 +149,7 @@ class History:
         for t in turns:
             data = json.loads(t["answer"])
             found.turns.append(Turn(t["id"], t["question"], data.get("answer", ""), bool(data.get("abstained")),
-                                    list(data.get("citations") or []), t["created"]))
+                                    list(data.get("citations") or []), t["created"], data.get("closest")))
         return found
 
     def delete(self, user: str, conversation: str) -> bool:

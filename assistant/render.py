@@ -69,27 +69,31 @@ def _citation_meta(citation: Citation) -> str:
 
 
 def render_sources(answer: Answer | None) -> str:
-    """The sources panel: each cited source with title, source/file, page, date and the highlighted passage."""
+    """The sources panel: each cited source with title, source/file, page, date and the highlighted
+    passage; for a refusal that quotes the closest sentence, that sentence's passage, marked as not cited."""
     if answer is None:
         return SOURCES_PLACEHOLDER
     if answer.abstained and ABSTAIN_MESSAGE in answer.text:
         return ('<div class="sources-empty">No sources: the corpus does not contain the answer to '
                 "this question.</div>")
+    if answer.abstained and answer.closest:
+        return ('<div class="sources"><div class="sources-empty">No sources cited. The passage of the '
+                "closest sentence, for you to judge:</div>" + _source_card(answer.closest, "closest") + "</div>")
     if answer.abstained or not answer.citations:
         return '<div class="sources-empty">No sources: this reply cites nothing as an answer.</div>'
-    cards = []
-    for c in answer.citations:
-        title = _text(c.title or c.doc_id)
-        if c.url.startswith(("http://", "https://")):
-            title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
-        cards.append(
-            f'<div class="src-card" id="source-{c.n}">'
-            f'<div class="src-head"><span class="cite-marker">[{c.n}]</span> <span class="src-title">{title}</span></div>'
+    return '<div class="sources">' + "".join(_source_card(c, f"[{c.n}]") for c in answer.citations) + "</div>"
+
+
+def _source_card(c: Citation, marker: str) -> str:
+    """One source card: ``marker``, title (a link for an http(s) URL), details, the passage with the quote marked."""
+    title = _text(c.title or c.doc_id)
+    if c.url.startswith(("http://", "https://")):
+        title = f'<a href="{html.escape(c.url, quote=True)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+    return (f'<div class="src-card" id="source-{c.n}">'
+            f'<div class="src-head"><span class="cite-marker">{marker}</span> <span class="src-title">{title}</span></div>'
             f'<div class="src-meta">{_citation_meta(c)}</div>'
             f'<div class="src-passage">{highlight(c.passage or c.quote, c.quote)}</div>'
-            "</div>"
-        )
-    return '<div class="sources">' + "".join(cards) + "</div>"
+            "</div>")
 
 
 def render_turn(record: dict, number: int) -> str:
@@ -114,7 +118,9 @@ def record_answer(record: dict) -> Answer:
     """An answer record of a session (or of the history) as an :class:`Answer`, for the sources panel."""
     fields = set(Citation.__dataclass_fields__)
     citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in record.get("citations") or []]
-    return Answer(record.get("question", ""), record["answer"], bool(record.get("abstained")), citations)
+    closest = record.get("closest")
+    return Answer(record.get("question", ""), record["answer"], bool(record.get("abstained")), citations,
+                  closest=Citation(**{k: v for k, v in closest.items() if k in fields}) if closest else None)
 
 
 def answer_payload(answer: Answer) -> dict:

@@ -55,10 +55,12 @@ class TeamSpace:
     def remember(self, user: User, session: ChatSession, question: str, answer) -> ChatSession:
         """Keep a finished answer in ``user``'s history and in the session; returns the session."""
         citations = [asdict(c) for c in answer.citations]
+        closest = asdict(answer.closest) if answer.closest else None
         session.conversation, turn = self.history.add_turn(user.name, session.conversation, question,
-                                                           answer.text, answer.abstained, citations)
+                                                           answer.text, answer.abstained, citations, closest)
         session.answers.append({"question": question, "answer": answer.text, "abstained": answer.abstained,
-                                "citations": citations, "history": list(session.turns), "turn": turn})
+                                "citations": citations, "closest": closest, "history": list(session.turns),
+                                "turn": turn})
         session.turns.append((question, answer.text))
         return session
 
@@ -70,7 +72,8 @@ class TeamSpace:
         session = ChatSession(found.id)
         for turn in found.turns:
             session.answers.append({"question": turn.question, "answer": turn.answer, "abstained": turn.abstained,
-                                    "citations": turn.citations, "history": list(session.turns), "turn": turn.id})
+                                    "citations": turn.citations, "closest": turn.closest,
+                                    "history": list(session.turns), "turn": turn.id})
             session.turns.append((turn.question, turn.answer))
         return session
 

@@ -31,6 +31,14 @@ def ask(handlers, request, question, session=None):
     return messages, sources, session
 
 
+def test_a_refusal_quoting_the_closest_sentence_shows_its_passage_live_and_when_reopened(handlers):
+    alice = FakeRequest("alice")
+    messages, sources, session = ask(handlers, alice, "Which famous actors joined the strike?")
+    assert "No cited answer" in messages[-1]["content"]
+    for panel in (sources, handlers.on_open(session.conversation, alice, None)[1]):
+        assert "No sources cited" in panel and "<mark>The writers went on strike in May" in panel
+
+
 def test_a_conversation_reopens_for_its_owner_only(handlers):
     alice, bob = FakeRequest("alice"), FakeRequest("bob")
     _, _, session = ask(handlers, alice, "What job did Netflix advertise for its machine learning platform?")

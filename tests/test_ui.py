@@ -8,7 +8,7 @@ from html import unescape
 
 import pytest
 
-from assistant.contract import ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation
+from assistant.contract import ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Passage
 from assistant.ui import ChatApp, highlight, render_answer, render_sources, render_user
 from assistant.uploads import UploadError, safe_upload_name, save_uploads
 
@@ -99,12 +99,17 @@ def test_abstentions_and_errors_render_differently_from_answers():
 
 def test_only_the_plain_refusal_is_labelled_as_no_answer_in_the_corpus():
     plain = Answer("q", ABSTAIN_MESSAGE, True)
-    closest = Answer("q", f"{CLOSEST_MESSAGE}\n“Tom Cruise joined.” — Article (a.md)", True)
+    passage = Passage("a.md::1", "a.md", "The strike grew. Tom Cruise joined. It went on.", "Article")
+    closest = Answer("q", f"{CLOSEST_MESSAGE}\n“Tom Cruise joined.” — Article (a.md)", True,
+                     closest=Citation.of(0, passage, "Tom Cruise joined.", 0.2))
     assert "No answer in the corpus" in render_answer(plain.text, abstained=True)
     assert "does not contain" in render_sources(plain)
     shown = render_answer(closest.text, abstained=True)
     assert "No cited answer" in shown and "No answer in the corpus" not in shown and "Tom Cruise joined." in shown
-    assert "does not contain" not in render_sources(closest) and "No sources" in render_sources(closest)
+    panel = render_sources(closest)
+    assert "does not contain" not in panel and "No sources cited" in panel
+    assert "The strike grew. <mark>Tom Cruise joined.</mark> It went on." in panel and "[1]" not in panel
+    assert "No sources" in render_sources(Answer("q", "Which document should I summarise? ...", True))
 
 
 def test_highlight_marks_each_quoted_part_inside_the_escaped_passage():
