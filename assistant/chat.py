@@ -21,7 +21,7 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
 
-from assistant.contract import CLOSEST_MESSAGE, Query
+from assistant.contract import Query, closest_quote
 from assistant.text import CAPITALISED, STOPWORDS, count_tokens, terms, words
 
 REFERRING = re.compile(
@@ -181,7 +181,8 @@ def answer_query(question: str, search_query: str) -> str:
 
 
 def _answer_words(text: str) -> str:
-    """An earlier answer's own words: no [n] markers, and of a refusal quoting the closest sentence,
-    only the quote (not its opening line nor the document it names)."""
-    text = re.sub(r"\[\d+\]", " ", text or "").replace(CLOSEST_MESSAGE, " ")
-    return re.sub(r"(?m)” — [^\n]*$", "”", text)
+    """An earlier answer's own words: no [n] markers; of a refusal quoting the closest sentence, only
+    the quote (not its opening line nor the document it names)."""
+    text = re.sub(r"\[\d+\]", " ", text or "")
+    quote = closest_quote(text)
+    return text if quote is None else quote

@@ -330,6 +330,15 @@ class Answerer(Protocol):
         ...
 
 
+def closest_quote(text: str) -> str | None:
+    """The sentence a refusal quoted as the closest (the line after ``CLOSEST_MESSAGE``:
+    “sentence” — title (doc id)), or None for any other answer text."""
+    if CLOSEST_MESSAGE not in text:
+        return None
+    quote, dash, _ = text.split(CLOSEST_MESSAGE, 1)[1].strip().rpartition("” — ")
+    return quote.removeprefix("“") if dash else None
+
+
 def sentence_updates(answer: Answer) -> Iterator[Update]:
     """A finished answer as a stream: its text grows one cited sentence at a time, then the answer."""
     parts = re.split(r"(?<=\])\s+", answer.text)

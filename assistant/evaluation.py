@@ -30,7 +30,7 @@ from assistant.settings import Settings
 REVIEW_TYPE = "needs_review"
 SHOWN_INGEST_PROBLEMS = 3  # skipped documents and warnings named under the ingest line
 SETTINGS_SHOWN = ("top_k", "candidates", "hybrid", "chunk_size", "chunk_overlap", "abstain_threshold",
-                  "max_answer_sentences", "max_answer_words", "llm")
+                  "closest_threshold", "max_answer_sentences", "max_answer_words", "llm")
 
 
 def ask_all(bot, questions: list[EvalQuestion], top_k: int | None = None,

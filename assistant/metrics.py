@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.contract import parse_day
+from assistant.contract import closest_quote, parse_day
 
 MAX_ANSWER_WORDS = 60  # a correct answer is at most this long (the accuracy rule)
 MRR_DEPTH = 10
@@ -193,10 +193,17 @@ def score_answer(question: EvalQuestion, record: dict, confidence: float = 0.0) 
     return Score(question.id, question.type, bool(question.history), question.answerable,
                  bool(question.evidence_doc_ids), correct, answered,
                  words, f1, citation_ok, rank, round(confidence, 4), round(record.get("latency_ms", 0.0), 1),
-                 _failure(question, answered, correct, words, rank))
+                 _failure(question, answered, correct, words, rank, _closest_holds(question, record)))
 
 
-def _failure(question: EvalQuestion, answered: bool, correct: bool, words: int, rank: int | None) -> str | None:
+def _closest_holds(question: EvalQuestion, record: dict) -> bool:
+    """Whether an abstention quoting the closest sentence (assistant/answering.py) quotes a gold answer."""
+    quote = closest_quote(record["answer"]) if record["abstained"] else None
+    return quote is not None and question.answerable and contains_answer(quote, question.answers)
+
+
+def _failure(question: EvalQuestion, answered: bool, correct: bool, words: int, rank: int | None,
+             closest_holds: bool = False) -> str | None:
     """Where a wrong answer went wrong, in the words the report uses."""
     if correct:
         return None
@@ -204,6 +211,8 @@ def _failure(question: EvalQuestion, answered: bool, correct: bool, words: int, 
         return "answered an unanswerable question"
     if question.evidence_doc_ids and rank is None:
         return "retrieval missed the evidence"
+    if not answered and closest_holds:
+        return "abstained, quoting as the closest sentence one that holds the answer"
     if not answered:
         return "abstained though the evidence was retrieved"
     if words > MAX_ANSWER_WORDS:

@@ -32,7 +32,8 @@ def render_user(question: str) -> str:
 def render_answer(text: str, abstained: bool = False, streaming: bool = False, error: bool = False) -> str:
     """An answer for the chat window: escaped text with styled [n] markers; abstentions look different."""
     body = _text(text).replace("\n", "<br>")
-    body = re.sub(r"&#91;(\d+)&#93;", r'<span class="cite-marker">[\1]</span>', body)
+    if not abstained:  # an abstention cites nothing: a "[2024]" in a quoted title stays text
+        body = re.sub(r"&#91;(\d+)&#93;", r'<span class="cite-marker">[\1]</span>', body)
     if error:
         return f'<div class="msg answer-error">⚠ {body}</div>'
     if abstained:

@@ -209,7 +209,8 @@ def report_closest(rows: list[Row], probs: list[float], answers: list[tuple], th
     for key in sorted({(r.case.set, r.case.kind) for r in rows}):
         refused = [i for i, r in enumerate(rows) if (r.case.set, r.case.kind) == key and probs[i] < thresholds[i]]
         shown = [i for i in refused if answers[i][2] is not None and probs[i] >= floors[i]]
-        holds = [i for i in shown if rows[i].case.golds and contains_answer(answers[i][2].text, rows[i].case.golds)]
+        holds = [i for i in shown if rows[i].case.golds and contains_answer(answers[i][2].closest.quote,
+                                                                             rows[i].case.golds)]
         share = (lambda part: f"{len(part) / len(refused):.3f}" if refused else "  -  ")
         print(f"  {key[0]:<11} {key[1]:<12} {len(refused):>7}  {share(shown)}    "
               f"{share(holds) if key[1] == 'answerable' else '  -  '}")

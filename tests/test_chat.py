@@ -1,7 +1,7 @@
 """Multi-turn context without an LLM: follow-ups borrow the salient words of earlier turns."""
 
 from assistant.chat import answer_query, contextualise, is_follow_up
-from assistant.contract import CLOSEST_MESSAGE
+from assistant.contract import CLOSEST_MESSAGE, closest_quote
 
 JOB = "What job did Netflix advertise for its machine learning platform?"
 
@@ -31,6 +31,19 @@ def test_a_follow_up_to_a_refusal_quoting_the_closest_sentence_borrows_the_quote
     rewritten = contextualise("When did they join?", [("Which famous actors joined the strike?", refusal)])
     assert "Tom Cruise" in rewritten and "Clooney" in rewritten
     assert not {"I", "Advertises", "netflix.md"} & set(rewritten.replace("(", " ").replace(")", " ").split())
+
+
+def test_an_answer_quoting_a_remark_before_a_dash_keeps_its_names_for_the_follow_up():
+    answer = "“We will not back down” — Fran Drescher told the Screen Actors Guild in Los Angeles. [1]"
+    rewritten = contextualise("What else did she say?", [("What did the union leader say?", answer)])
+    assert "Drescher" in rewritten and "Screen Actors Guild" in rewritten
+
+
+def test_the_quote_of_a_closest_sentence_refusal_is_read_whole_even_with_a_dash_inside():
+    sentence = "“We will not back down” — Fran Drescher said in Los Angeles."
+    refusal = f"{CLOSEST_MESSAGE}\n“{sentence}” — Strike Report (strike.md)"
+    assert closest_quote(refusal) == sentence
+    assert closest_quote("In May. [1]") is None
 
 
 def test_bare_follow_up_is_answered_with_the_rewritten_query():

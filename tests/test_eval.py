@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from assistant.cli import main
+from assistant.contract import CLOSEST_MESSAGE
 from assistant.gate import compare, make_baseline
 from assistant.metrics import (
     EvalError,
@@ -74,6 +75,18 @@ def test_abstaining_is_right_only_for_unanswerable_questions():
     unanswerable = score_answer(q([], evidence=()), abstention)
     assert unanswerable.correct and unanswerable.f1 is None
     assert not score_answer(q([], evidence=()), record("In May. [1]")).correct
+
+
+def test_a_refusal_quoting_the_answer_as_the_closest_sentence_is_still_wrong_and_says_so():
+    closest = lambda sentence, title: record(  # noqa: E731
+        f"{CLOSEST_MESSAGE}\n“{sentence}” — {title} (a.md)", abstained=True, retrieved=["a.md"])
+    gold = q(["Tom Cruise"], evidence=["a.md"])
+    holds = score_answer(gold, closest("Tom Cruise and George Clooney joined in July.", "The strike"))
+    assert not holds.correct and not holds.answered
+    assert holds.failure == "abstained, quoting as the closest sentence one that holds the answer"
+    title_only = score_answer(gold, closest("Actors joined in July.", "Tom Cruise joins the strike"))
+    assert title_only.failure == "abstained though the evidence was retrieved", "the title is not the quote"
+    assert score_answer(q([], evidence=()), closest("Actors joined in July.", "The strike")).correct
 
 
 def test_token_f1_takes_the_best_gold_answer():

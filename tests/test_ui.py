@@ -110,6 +110,8 @@ def test_only_the_plain_refusal_is_labelled_as_no_answer_in_the_corpus():
     assert "does not contain" not in panel and "No sources cited" in panel
     assert "The strike grew. <mark>Tom Cruise joined.</mark> It went on." in panel and "[1]" not in panel
     assert "No sources" in render_sources(Answer("q", "Which document should I summarise? ...", True))
+    assert "cite-marker" not in render_answer(f"{CLOSEST_MESSAGE}\n“Sales rose.” — Top 10 [2024] (a.md)",
+                                              abstained=True), "a refusal cites nothing"
 
 
 def test_highlight_marks_each_quoted_part_inside_the_escaped_passage():
