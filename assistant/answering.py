@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from assistant.contract import (ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Evidence, Passage, Query,
-                                Update, sentence_updates)
+from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update, closest_text,
+                                sentence_updates)
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
                                 answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
                                 leads_with_answer, recency, redundancy, type_fit, with_base_forms)
@@ -211,10 +211,8 @@ class ExtractiveAnswerer:
         passage = passages[best.passage_index]
         whole = best.text.strip()
         quote = _trim(whole, self.max_words, question)
-        shown = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
-        text = f"{CLOSEST_MESSAGE}\n“{shown}” — {passage.title or passage.doc_id} ({passage.doc_id})"
-        return Answer(question, text, True, passages=passages, confidence=assessment.p_answerable,
-                      closest=Citation.of(0, passage, quote, best.score))
+        return Answer(question, closest_text(_with_cuts(whole, quote), passage), True, passages=passages,
+                      confidence=assessment.p_answerable, closest=Citation.of(0, passage, quote, best.score))
 
     def choose(self, assessment: Assessment, passages: list[Passage]) -> list[Candidate]:
         """The best sentence, plus one that adds what it lacks.
@@ -286,8 +284,7 @@ class ExtractiveAnswerer:
             if quote in quotes:
                 continue  # never the same sentence twice
             quotes.add(quote)
-            # A window of a long sentence shows "…" where it was cut (attached: no extra word).
-            shown = f"{'' if whole.startswith(quote) else '…'}{quote}{'' if whole.endswith(quote) else '…'}"
+            shown = _with_cuts(whole, quote)
             remaining -= len(shown.split()) + 1
             n = numbers.get(candidate.passage_index)
             if n is None:
@@ -305,6 +302,11 @@ def can_answer(sentence: str, passage: Passage, start: int) -> bool:
     that a chunk cut ("the harbour of Porto hosted ..."): the whole sentence belongs to the chunk before."""
     return answer_form(sentence) and not looks_like_injection(sentence) and not (
         sentence[:1].islower() and not passage.text[:start].strip())
+
+
+def _with_cuts(sentence: str, quote: str) -> str:
+    """``quote``, a window of ``sentence``, with "…" where it was cut (attached: no extra word)."""
+    return f"{'' if sentence.startswith(quote) else '…'}{quote}{'' if sentence.endswith(quote) else '…'}"
 
 
 def _trim(sentence: str, max_words: int, question: str, answers: set[str] = frozenset()) -> str:

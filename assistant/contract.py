@@ -330,9 +330,14 @@ class Answerer(Protocol):
         ...
 
 
+def closest_text(shown: str, passage: Passage) -> str:
+    """The text of a refusal quoting ``shown`` from ``passage`` as the closest sentence."""
+    return f"{CLOSEST_MESSAGE}\n“{shown}” — {passage.title or passage.doc_id} ({passage.doc_id})"
+
+
 def closest_quote(text: str) -> str | None:
-    """The sentence a refusal quoted as the closest (the line after ``CLOSEST_MESSAGE``:
-    “sentence” — title (doc id)), or None for any other answer text."""
+    """The sentence a refusal quoted as the closest (what :func:`closest_text` wrote), or None for
+    any other answer text."""
     if CLOSEST_MESSAGE not in text:
         return None
     quote, dash, _ = text.split(CLOSEST_MESSAGE, 1)[1].strip().rpartition("” — ")

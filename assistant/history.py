@@ -121,7 +121,7 @@ class History:
         if conversation is None or not self._owns(user, conversation):
             conversation = self.start(user, question)
         payload = json.dumps({"answer": answer, "abstained": bool(abstained), "citations": citations,
-                              **({"closest": closest} if closest else {})}, ensure_ascii=False)
+                              "closest": closest}, ensure_ascii=False)
         stamp = now()
         with self.db.connect() as db:
             cursor = db.execute("INSERT INTO turns (conversation, question, answer, created) VALUES (?, ?, ?, ?)",
