@@ -27,6 +27,11 @@ def _zipf() -> dict[str, float]:
     return table
 
 
+def known_in_english(term: str) -> bool:
+    """Whether general English uses the stemmed ``term`` (Zipf 3 or more)."""
+    return term in _zipf()
+
+
 def background_weight(term: str) -> float:
     """The weight of a stemmed term (see :func:`assistant.text.terms`) in general English."""
     return max(COMMON_ZIPF - _zipf().get(term, RARE_ZIPF), 0.0)

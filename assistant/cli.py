@@ -187,7 +187,7 @@ def _filters(args):
 
 
 def cmd_ask(args) -> int:
-    from assistant.contract import source_line
+    from assistant.contract import read_as, source_line
     from assistant.pipeline import ready_assistant
 
     _top_k(args.top_k)
@@ -205,6 +205,8 @@ def cmd_ask(args) -> int:
         return 0
     if not streamed:
         print(terminal_safe(answer.text))
+    if answer.corrections:
+        print(terminal_safe(f"\n({read_as(answer.corrections)})"))
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:

@@ -155,7 +155,8 @@ class Query:
     ``rewrite_error``: why an LLM rewrite failed (the rule-based rewrite was used instead).
     ``overview``: it asks what a document is about ("Summarize the article.") rather than a fact
     in it; ``focused``: it, or the conversation, says which document (else only a corpus of one
-    document does).
+    document does). ``corrections``: (word asked, word read) for each misspelt word the spelling
+    stage read as a corpus word (:mod:`assistant.spelling`).
     """
 
     question: str
@@ -164,6 +165,7 @@ class Query:
     rewrite_error: str = ""
     overview: bool = False
     focused: bool = False
+    corrections: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------- what retrieval gives
@@ -290,6 +292,9 @@ class Answer:
     # An abstention that quotes the closest sentence (CLOSEST_MESSAGE): that sentence and its passage,
     # for the sources panel. Not a citation: nothing is claimed, and ``ask --json`` leaves it out.
     closest: Citation | None = None
+    # The question's misspelt words and the corpus words they were read as (Query.corrections);
+    # not in ``ask --json``.
+    corrections: tuple[tuple[str, str], ...] = ()
 
     @property
     def retrieved_doc_ids(self) -> list[str]:
@@ -311,6 +316,11 @@ class Answer:
         if explain:
             data["explain"] = self.explain or {"p_answerable": round(self.confidence, 4), "candidates": []}
         return data
+
+
+def read_as(corrections: tuple[tuple[str, str], ...]) -> str:
+    """The line that tells a user how their misspelt words were read: 'Read “reportd” as “reported”.'"""
+    return "Read " + ", ".join(f"“{asked}” as “{meant}”" for asked, meant in corrections) + "."
 
 
 # An answer as it streams: (text so far, None) while it grows, then (final text, Answer).

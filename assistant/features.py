@@ -73,7 +73,7 @@ monday tuesday wednesday thursday friday saturday sunday
 
 REFERS_BACK = re.compile(r"\W*(?:it|its|it's|they|their|them|he|his|him|she|her|this|these|those|there|"
                          r"the (?:latter|former|same)|such)\b", re.I)
-NEGATION = re.compile(r"\b(not|never|no|n't|without|neither|nor|cannot|none)\b|n't\b", re.I)
+NEGATION = re.compile(r"\b(not|never|no|without|neither|nor|cannot|none)\b|n['’]t\b", re.I)
 TERMINAL = re.compile(r"[.!…][\"'”’)\]]*$")
 CAPTION = re.compile(r"^\s*(?:\(?(?:photo|image|picture|video|figure|fig\.|table|caption|credit|source|"
                      r"file photo|show caption|hide caption)\b|[^.]{0,80}\b(?:getty images|associated press|"

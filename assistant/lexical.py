@@ -36,7 +36,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 from assistant.contract import chunk_owner
 from assistant.text import terms
 
-SCHEMA_VERSION = 2  # 2: the owner column (private uploads)
+SCHEMA_VERSION = 3  # 2: the owner column (private uploads); 3: terms fold accents, hyphens, curly apostrophes, British spellings
 INDEX_FILE = "lexical.sqlite3"
 K1, B = 1.5, 0.75  # bm25s defaults ("lucene"), as the fusion weights were chosen with them
 IDF_PRIOR_CHUNKS = 100
@@ -308,6 +308,27 @@ class LexicalIndex:
             return [r[0] for r in self._reader().execute("SELECT chunk_id FROM chunks ORDER BY rowid")]
         return [r[0] for r in self._reader().execute(
             "SELECT chunk_id FROM chunks WHERE doc_id = ? ORDER BY rowid", (doc_id,))]
+
+    def term_counts(self, candidates: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each of ``candidates`` that any chunk holds."""
+        wanted, found = list(candidates), {}
+        db = self._reader()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            found.update(db.execute(f"SELECT term, doc FROM vocab WHERE term IN ({','.join('?' * len(part))})", part))
+        return found
+
+    def texts_with(self, term: str, others: set[str], need: int, visible_to: str | None = None,
+                   limit: int = 200) -> list[str]:
+        """The title and text of each chunk that holds ``term`` and at least ``need`` of ``others``
+        (among the first ``limit`` chunks holding ``term``; with ``visible_to``, only chunks that
+        user may see)."""
+        owner, args = ("", []) if visible_to is None else (" AND (c.owner IS NULL OR c.owner = ?)", [visible_to])
+        rows = self._reader().execute(
+            "SELECT c.terms, c.text, c.metadata FROM fts JOIN chunks c ON c.rowid = fts.rowid "
+            f"WHERE fts MATCH ?{owner} LIMIT ?", [_match_expression([term]), *args, limit])
+        return [f"{json.loads(metadata).get('title', '')}\n{text}" for held, text, metadata in rows
+                if len(others & set(held.split())) >= need]
 
     def known(self, chunk_ids: Sequence[str]) -> set[str]:
         """Which of these chunk ids the index holds."""

@@ -1,6 +1,6 @@
 """The one place that builds the assistant from settings, and the one orchestrator of a question.
 
-A question goes rewrite -> retrieve (-> the lead of the document meant, for a question about a
+A question goes rewrite -> spell (misspelt words read as the corpus's) -> retrieve (-> the lead of the document meant, for a question about a
 whole document: "What is this article about?") -> answer (-> citation check, inside the
 generative answerer), in that order, in :meth:`Assistant.stream`; :meth:`Assistant.ask`
 is that stream drained. Every entry point (CLI, chat UI, eval harness,
@@ -24,6 +24,7 @@ from assistant.contract import (WHICH_DOCUMENT, Answer, Answerer, Evidence, Filt
 from assistant.embedding import encoder_for
 from assistant.retrieval import RetrievalOptions, Retriever
 from assistant.settings import Settings
+from assistant.spelling import Speller
 from assistant.store import CHROMA_FILE, Store, StoreError, check_store_dir
 
 if TYPE_CHECKING:  # imported where used: `assistant ask` loads neither LlamaIndex nor the ingest path
@@ -97,6 +98,7 @@ class Assistant:
         self.store = Store(settings)
         self.retriever = Retriever(self.store, encoder_for(settings), retrieval_options(settings))
         self.rewriter = rewriter(settings)
+        self.speller = Speller(self.store.lexical) if settings.spelling else None
         self.answerer = ANSWERERS[settings.llm](settings)
 
     def ingest(self, paths: list[Path] | None = None, prune: bool = True, progress=True,
@@ -129,6 +131,9 @@ class Assistant:
         started = time.perf_counter()
         question = clean_question(question, self.settings.max_question_chars)
         query = self.rewriter.rewrite(question, history or [])
+        if self.speller is not None:
+            self.store.sync_lexical()  # the words of what another process or replica ingested count too
+            query = self.speller.correct(query, (filters or Filters()).visible_to)
         found = self.retriever.retrieve(query.search, top_k, filters)
         if query.overview:  # "What is this article about?": the lead of the document meant
             lead = self.retriever.lead(found, query.search if query.focused else None)
@@ -139,7 +144,7 @@ class Assistant:
         evidence = Evidence(found.idf, self.retriever.embed)
         for text, answer in self.answerer.respond(query, found.passages, evidence, stream=stream):
             if answer is not None:
-                answer.doc_ranking = found.doc_ranking
+                answer.doc_ranking, answer.corrections = found.doc_ranking, query.corrections
                 answer.latency_ms = (time.perf_counter() - started) * 1000
             yield text, answer
 

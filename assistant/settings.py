@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         "weighted", description="weighted: bm25_weight * BM25/max + (1 - bm25_weight) * cosine; rrf: reciprocal rank fusion.")
     bm25_weight: float = Field(0.45, ge=0.0, le=1.0, description="Share of BM25 in weighted fusion (chosen on squad2-dev).")
     rrf_k: int = Field(60, ge=1)
+    spelling: bool = Field(True, description=(
+        "Read a question's misspelt word, one no chunk holds and general English does not know, as the "
+        "corpus word one edit away that a chunk holds beside the question's other words (assistant/spelling.py)."))
 
     # Answering
     llm: Literal["extractive", "openai"] = "extractive"

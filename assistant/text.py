@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import Stemmer
@@ -16,6 +17,9 @@ ourselves out over own same she should so some such than that that's the their t
 themselves then there these they this those through to too under until up very was wasn't we were
 what when where which while who whom why will with would you your yours yourself yourselves
 also s t does did ever many much one whose
+can't couldn't hadn't hasn't haven't mightn't mustn't needn't shan't shouldn't weren't won't wouldn't
+i'm i've i'd i'll you're you've you'd you'll he's he'd he'll she's she'd she'll we're we've we'd we'll
+they're they've they'd they'll there's here's what's who's let's
 """.split())
 
 WORD = re.compile(r"[\w$%£€][\w'’.,%-]*[\w%]|[\w$%]", re.UNICODE)
@@ -55,15 +59,45 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+_APOSTROPHES = str.maketrans("’‘", "''")
+# British spellings read as American ones, so that "harmonised" meets "harmonized" and "centre"
+# "center" (both sides of every match go through it, so a word it alters only has to stay itself).
+_BRITISH = [(re.compile(r"(?<=[a-z]{3})is(e|es|ed|ing|ation|ations|er|ers)$"), r"iz\1"),
+            (re.compile(r"(?<=[a-z]{2})ys(e|es|ed|ing)$"), r"yz\1"),
+            (re.compile(r"(?<=[a-z]{3})our(s|ed|ing|ite|ites|able|er|ers)?$"), r"or\1"),
+            (re.compile(r"(?<=[a-z]{3})tre(s)?$"), r"ter\1")]
+
+
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens (numbers keep their $, %, commas and decimals)."""
-    return [w.strip(".,'’").lower() for w in WORD.findall(text)]
+    """Lower-cased word tokens (numbers keep their $, %, commas and decimals; a curly apostrophe
+    reads as a straight one)."""
+    return [w.translate(_APOSTROPHES).strip(".,'").lower() for w in WORD.findall(text)]
 
 
 def terms(text: str) -> list[str]:
-    """Stemmed content terms: the unit of lexical matching everywhere."""
-    tokens = [w for w in words(text) if w and w not in STOPWORDS]
-    return _stemmer().stemWords([t.replace(",", "").lstrip("$£€") if _is_number(t) else t for t in tokens])
+    """Stemmed content terms: the unit of lexical matching everywhere. Accents are dropped
+    ("América" is "america") and British spellings are American ones; a hyphenated word stays one
+    term ("non-Islamic" is not "Islamic")."""
+    tokens = [t for w in words(text) for t in _term_parts(w)]
+    return _stemmer().stemWords([t for t in tokens if t and t not in STOPWORDS])
+
+
+def _term_parts(word: str) -> list[str]:
+    if _is_number(word):
+        return [word.replace(",", "").lstrip("$£€")]
+    if not word.isascii():
+        word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return ["-".join(_american(part) for part in word.split("-"))]
+
+
+def _american(word: str) -> str:
+    if len(word) < 6:
+        return word
+    for pattern, replacement in _BRITISH:
+        word, n = pattern.subn(replacement, word)
+        if n:
+            break
+    return word
 
 
 def _is_number(token: str) -> bool:

@@ -91,7 +91,7 @@ def test_new_version_of_a_document_replaces_the_old_one_only_when_asked(tmp_path
     index.add([chunk("doc::new::0", "New text about harbours.", doc_id="doc", doc_hash="new")])
     assert index.size == 2  # written first, so a crash never leaves the document missing
     assert index.remove_document("doc", keep_hash="new") == 1
-    assert [c.chunk_id for c, _ in index.search(["tide", "harbour"], 5)] == ["doc::new::0"]
+    assert [c.chunk_id for c, _ in index.search(terms("tides harbours"), 5)] == ["doc::new::0"]
     assert index.documents() == [("doc", "new", "test", 1, 1)]
 
 
