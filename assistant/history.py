@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from assistant.contract import read_as
+
 BUSY_TIMEOUT_S = 10.0
 TITLE_CHARS = 80
 
@@ -76,7 +78,8 @@ class Database:
 @dataclass
 class Turn:
     """One question and its answer: ``answer`` is the answer text, ``citations`` full citation dicts,
-    ``closest`` the dict of the sentence a refusal quoted as the closest (``Answer.closest``) or None."""
+    ``closest`` the dict of the sentence a refusal quoted as the closest (``Answer.closest``) or None,
+    ``corrections`` the [word asked, word read] pairs of the question's misspelt words (``Answer.corrections``)."""
 
     id: int
     question: str
@@ -85,6 +88,7 @@ class Turn:
     citations: list[dict] = field(default_factory=list)
     created: str = ""
     closest: dict | None = None
+    corrections: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -115,13 +119,14 @@ class History:
         return conversation
 
     def add_turn(self, user: str, conversation: str | None, question: str, answer: str, abstained: bool,
-                 citations: list[dict], closest: dict | None = None) -> tuple[str, int]:
+                 citations: list[dict], closest: dict | None = None,
+                 corrections: list[list[str]] | None = None) -> tuple[str, int]:
         """Append a turn to ``user``'s conversation (a new one when ``conversation`` is None or not
         theirs); returns (conversation id, turn id)."""
         if conversation is None or not self._owns(user, conversation):
             conversation = self.start(user, question)
         payload = json.dumps({"answer": answer, "abstained": bool(abstained), "citations": citations,
-                              "closest": closest}, ensure_ascii=False)
+                              "closest": closest, "corrections": corrections or []}, ensure_ascii=False)
         stamp = now()
         with self.db.connect() as db:
             cursor = db.execute("INSERT INTO turns (conversation, question, answer, created) VALUES (?, ?, ?, ?)",
@@ -149,7 +154,8 @@ class History:
         for t in turns:
             data = json.loads(t["answer"])
             found.turns.append(Turn(t["id"], t["question"], data.get("answer", ""), bool(data.get("abstained")),
-                                    list(data.get("citations") or []), t["created"], data.get("closest")))
+                                    list(data.get("citations") or []), t["created"], data.get("closest"),
+                                    list(data.get("corrections") or [])))
         return found
 
     def delete(self, user: str, conversation: str) -> bool:
@@ -175,6 +181,8 @@ def conversation_markdown(conversation: Conversation) -> str:
     lines = [f"# {conversation.title}", "", f"_Started {conversation.created}, last turn {conversation.updated}_"]
     for number, turn in enumerate(conversation.turns, 1):
         lines += ["", f"## {number}. {turn.question}", "", turn.answer]
+        if turn.corrections:
+            lines += ["", f"_{read_as(tuple(map(tuple, turn.corrections)))}_"]
         if turn.citations:
             lines += ["", "Sources:", ""]
             for c in turn.citations:

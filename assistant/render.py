@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import re
 
-from assistant.contract import ABSTAIN_MESSAGE, Answer, Citation, source_details, source_line
+from assistant.contract import ABSTAIN_MESSAGE, Answer, Citation, read_as, source_details, source_line
 
 OPERATOR_HINT = re.compile(r"\s*\((?:[^()]*\bASSISTANT_[A-Z_]+\b[^()]*)\)")
 SOURCES_PLACEHOLDER = '<div class="sources-empty">The sources of the latest answer appear here, with the quoted span highlighted.</div>'
@@ -103,6 +103,8 @@ def render_turn(record: dict, number: int) -> str:
     ``record``: the answer as a session or the history keeps it (text, abstained, citation dicts)."""
     answer = record_answer(record)
     body = render_answer(answer.text, abstained=answer.abstained)
+    if answer.corrections:  # how a misspelt question word was read, so the user can tell a misreading
+        body += f'<div class="read-as">{_text(read_as(answer.corrections))}</div>'
     if not answer.citations:
         return body
     known = {c.n for c in answer.citations}
@@ -121,13 +123,16 @@ def record_answer(record: dict) -> Answer:
     citations = [Citation(**{k: v for k, v in c.items() if k in fields}) for c in record.get("citations") or []]
     closest = record.get("closest")
     return Answer(record.get("question", ""), record["answer"], bool(record.get("abstained")), citations,
-                  closest=Citation(**{k: v for k, v in closest.items() if k in fields}) if closest else None)
+                  closest=Citation(**{k: v for k, v in closest.items() if k in fields}) if closest else None,
+                  corrections=tuple((asked, meant) for asked, meant in record.get("corrections") or []))
 
 
 def answer_payload(answer: Answer) -> dict:
     """What ``/chat`` returns: the ``assistant ask --json`` object plus a plain-text rendering."""
     data = answer.to_json()
     lines = [answer.text]
+    if answer.corrections:
+        lines.append(f"\n({read_as(answer.corrections)})")
     if answer.citations:
         lines.append("\nSources:")
         for c in answer.citations:

@@ -56,11 +56,13 @@ class TeamSpace:
         """Keep a finished answer in ``user``'s history and in the session; returns the session."""
         citations = [asdict(c) for c in answer.citations]
         closest = asdict(answer.closest) if answer.closest else None
+        corrections = [list(pair) for pair in answer.corrections]
         session.conversation, turn = self.history.add_turn(user.name, session.conversation, question,
-                                                           answer.text, answer.abstained, citations, closest)
+                                                           answer.text, answer.abstained, citations, closest,
+                                                           corrections)
         session.answers.append({"question": question, "answer": answer.text, "abstained": answer.abstained,
-                                "citations": citations, "closest": closest, "history": list(session.turns),
-                                "turn": turn})
+                                "citations": citations, "closest": closest, "corrections": corrections,
+                                "history": list(session.turns), "turn": turn})
         session.turns.append((question, answer.text))
         return session
 
@@ -73,6 +75,7 @@ class TeamSpace:
         for turn in found.turns:
             session.answers.append({"question": turn.question, "answer": turn.answer, "abstained": turn.abstained,
                                     "citations": turn.citations, "closest": turn.closest,
+                                    "corrections": turn.corrections,
                                     "history": list(session.turns), "turn": turn.id})
             session.turns.append((turn.question, turn.answer))
         return session

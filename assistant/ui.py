@@ -218,6 +218,7 @@ CSS = """
 .src-quote { font-size: 0.9em; margin-bottom: 6px; }
 #upload-status { font-size: 0.9em; }
 a.cite-marker { text-decoration: none; cursor: pointer; }
+.read-as { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 4px; }
 .answer-sources { margin-top: 8px; border-top: 1px solid var(--border-color-primary); padding-top: 6px; }
 .src-mini { font-size: 0.85em; margin: 4px 0; scroll-margin-top: 40px; }
 .src-mini:target { background: var(--color-accent-soft); border-radius: 4px; }

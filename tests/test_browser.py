@@ -126,6 +126,12 @@ def test_a_refusal_that_is_not_sure_shows_the_closest_sentence_and_is_not_labell
     assert "Tom Cruise and George Clooney" in panel.locator("mark").first.inner_text()
 
 
+def test_a_misspelt_word_is_answered_and_the_answer_says_how_it_was_read(page):
+    answer = ask(page, "Who reportd the job ad first?")
+    assert "The Intercept" in answer and "[1]" in answer
+    assert bot_messages(page).last.locator(".read-as").inner_text() == "Read “reportd” as “reported”."
+
+
 def test_a_request_to_summarise_asks_which_document_then_gives_its_lead(page):
     which = ask(page, "What is this article about?")  # the corpus holds two documents here
     assert "Which document should I summarise?" in which and "does not contain" not in which

@@ -39,6 +39,19 @@ def test_a_refusal_quoting_the_closest_sentence_shows_its_passage_live_and_when_
         assert "No sources cited" in panel and "<mark>The writers went on strike in May" in panel
 
 
+def test_how_a_misspelt_word_was_read_is_shown_under_the_answer_live_reopened_and_exported(handlers):
+    alice = FakeRequest("alice")
+    messages, _, session = ask(handlers, alice, "Who reportd the job ad first?")
+    said = "Read “reportd” as “reported”."
+    assert said in messages[-1]["content"] and "The Intercept" in messages[-1]["content"]
+    reopened = handlers.on_open(session.conversation, alice, None)[0]
+    assert said in reopened[-1]["content"]
+    file, _ = handlers.on_export(session.conversation, alice, None)
+    assert f"_{said}_" in open(file["value"]).read()
+    messages, _, _ = ask(handlers, alice, "Who reported the job ad first?")
+    assert "Read “" not in messages[-1]["content"], "a question spelt right says nothing of the kind"
+
+
 def test_a_conversation_reopens_for_its_owner_only(handlers):
     alice, bob = FakeRequest("alice"), FakeRequest("bob")
     _, _, session = ask(handlers, alice, "What job did Netflix advertise for its machine learning platform?")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import asdict
 from pathlib import Path
 from html import unescape
 
 import pytest
 
 from assistant.contract import ABSTAIN_MESSAGE, CLOSEST_MESSAGE, Answer, Citation, Passage
-from assistant.ui import ChatApp, highlight, render_answer, render_sources, render_user
+from assistant.ui import ChatApp, answer_payload, highlight, render_answer, render_sources, render_turn, render_user
 from assistant.uploads import UploadError, safe_upload_name, save_uploads
 
 MARKUP = "The mascot is <b>bold</b> Ellie <script>window.__xss=1</script> ${alert(1)} {{7*7}} [x](javascript:1)"
@@ -112,6 +113,20 @@ def test_only_the_plain_refusal_is_labelled_as_no_answer_in_the_corpus():
     assert "No sources" in render_sources(Answer("q", "Which document should I summarise? ...", True))
     assert "cite-marker" not in render_answer(f"{CLOSEST_MESSAGE}\n“Sales rose.” — Top 10 [2024] (a.md)",
                                               abstained=True), "a refusal cites nothing"
+
+
+def test_a_turn_says_how_its_misspelt_words_were_read_and_the_api_text_does_too():
+    passage = Passage("a.md::1", "a.md", "The Intercept reported it first.", "Article")
+    answer = Answer("Who reportd <it>?", "The Intercept reported it first. [1]", False,
+                    [Citation.of(1, passage, "The Intercept reported it first.", 0.9)],
+                    corrections=(("reportd", "reported"), ("<it>", "it")))
+    record = {"question": answer.question, "answer": answer.text, "abstained": False,
+              "citations": [asdict(c) for c in answer.citations], "corrections": [["reportd", "reported"], ["<it>", "it"]]}
+    shown = render_turn(record, 1)
+    assert '<div class="read-as">Read “reportd” as “reported”, “&lt;it&gt;” as “it”.</div>' in shown
+    assert "read-as" not in render_turn({**record, "corrections": []}, 1)
+    assert "(Read “reportd” as “reported”, “<it>” as “it”.)" in answer_payload(answer)["text"]
+    assert "corrections" not in answer_payload(answer), "the ask --json object is unchanged"
 
 
 def test_highlight_marks_each_quoted_part_inside_the_escaped_passage():
