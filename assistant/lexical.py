@@ -36,7 +36,12 @@ from typing import Callable, Iterable, Protocol, Sequence
 from assistant.contract import chunk_owner
 from assistant.text import terms
 
-SCHEMA_VERSION = 3  # 2: the owner column (private uploads); 3: terms fold accents, hyphens, curly apostrophes, British spellings
+SCHEMA_VERSION = 3  # 2: the owner column (private uploads); 3: terms fold accents, curly apostrophes, British spellings
+# What assistant.text.terms makes of words that exercise each of its rules: an index whose terms were
+# made by other rules (an older or newer version of this code) is rebuilt by sync, never searched with
+# question terms made another way.
+TERMS_PROBE = ("Netflix’s Writers' STRIKES don't café Möngke centre harmonised colour analysed non-Islamic "
+               "machine-learning 1,500 $300,000 2024 U.S. e-mail the of and")
 INDEX_FILE = "lexical.sqlite3"
 K1, B = 1.5, 0.75  # bm25s defaults ("lucene"), as the fusion weights were chosen with them
 IDF_PRIOR_CHUNKS = 100
@@ -117,26 +122,43 @@ class LexicalIndex:
         return db
 
     def _create(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):  # an older layout: start again (sync refills it)
-            for table in ("vocab", "fts", "chunks", "state"):
-                self._db.execute(f"DROP TABLE IF EXISTS {table}")
-        self._db.executescript(f"""
-            BEGIN IMMEDIATE;
-            CREATE TABLE IF NOT EXISTS chunks (
-                rowid INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
-                doc_hash TEXT NOT NULL, origin TEXT NOT NULL, n_chunks INTEGER NOT NULL,
-                length INTEGER NOT NULL, terms TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL,
-                owner TEXT);
-            CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
-            CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
-                terms, content='chunks', content_rowid='rowid', tokenize="{_TOKENIZER}");
-            CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(fts, 'row');
-            CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            INSERT OR IGNORE INTO state VALUES ('chunks', '0'), ('terms', '0'), ('revision', '');
-            PRAGMA user_version = {SCHEMA_VERSION};
-            COMMIT;
-        """)
+        """Create the tables, in one write transaction (another process opening the file waits)."""
+        rules = " ".join(terms(TERMS_PROBE))
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION) or (version and self._stored("rules") != rules):
+                # An older layout, or terms made by other rules: start again (sync refills it).
+                for table in ("vocab", "fts", "chunks", "state"):
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in (
+                    """CREATE TABLE IF NOT EXISTS chunks (
+                        rowid INTEGER PRIMARY KEY, chunk_id TEXT UNIQUE NOT NULL, doc_id TEXT NOT NULL,
+                        doc_hash TEXT NOT NULL, origin TEXT NOT NULL, n_chunks INTEGER NOT NULL,
+                        length INTEGER NOT NULL, terms TEXT NOT NULL, text TEXT NOT NULL, metadata TEXT NOT NULL,
+                        owner TEXT)""",
+                    "CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id)",
+                    f"""CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(
+                        terms, content='chunks', content_rowid='rowid', tokenize="{_TOKENIZER}")""",
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS vocab USING fts5vocab(fts, 'row')",
+                    "CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                    "INSERT OR IGNORE INTO state VALUES ('chunks', '0'), ('terms', '0'), ('revision', '')",
+                    f"PRAGMA user_version = {SCHEMA_VERSION}"):
+                db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO state VALUES ('rules', ?)", (rules,))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _stored(self, key: str) -> str | None:
+        """A value of the state table, or None when there is none (or no table)."""
+        try:
+            row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return row[0] if row else None
 
     class _Transaction:
         def __init__(self, index: "LexicalIndex") -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import assistant  # noqa: F401  (offline environment)
+from assistant import lexical
 from assistant.chunking import chunk_document
 from assistant.lexical import IndexedChunk, LexicalIndex, chunk_terms, index_path
 from assistant.loading import load_path
@@ -154,6 +155,19 @@ def test_an_older_layout_is_replaced_and_refilled_by_sync(tmp_path):
     db.close()
     index = LexicalIndex(path)
     assert index.size == 0 and index.revision == ""
+
+
+def test_an_index_whose_terms_were_made_by_other_rules_is_refilled_by_sync(bot, tmp_path, monkeypatch):
+    # A version of the code that made terms another way (say, split "non-Islamic" in two) left its
+    # index behind: searching it with terms made by today's rules would quietly miss chunks.
+    bot.ingest(progress=False)
+    path = tmp_path / "replica.sqlite3"
+    LexicalIndex(path).sync(bot.store)
+    monkeypatch.setattr(lexical, "terms", lambda text: terms(text.replace("-", " ")))
+    index = LexicalIndex(path)
+    assert index.size == 0 and index.revision == ""
+    assert index.sync(bot.store) == (bot.store.count(), 0)
+    assert LexicalIndex(path).size == bot.store.count(), "the same rules again: kept"
 
 
 def test_sync_reads_only_what_changed_in_the_store(bot, tmp_path):
