@@ -2,9 +2,10 @@
 
 A corpus's own idf cannot tell a common word from a rare name when the corpus is small: in one
 article "go", "famous" and "Oppenheimer" are all unseen and weigh alike. The weights here come from
-general English instead (``english_zipf.tsv``: stemmed terms with their Zipf frequency, log10 of
-occurrences per billion words, from the ``small_en`` list of wordfreq 3.1.1 by Robyn Speer, data
-CC BY-SA 4.0; terms rarer than Zipf 3 are left out). A term's weight is how much rarer than a very
+general English instead (``english_zipf.tsv``, made by ``bench/english_zipf.py``: the terms of
+:func:`assistant.text.terms` with their Zipf frequency, log10 of occurrences per billion words, from
+the ``small_en`` list of wordfreq 3.1.1 by Robyn Speer, data CC BY-SA 4.0; terms rarer than Zipf 3
+are left out). A term's weight is how much rarer than a very
 common word it is, so a question's mass sits on its names, numbers and rare words.
 """
 
