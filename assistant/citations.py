@@ -92,7 +92,7 @@ def split_generated(text: str) -> list[Sentence]:
     """The sentences of a generated answer; markers (and stray punctuation) written after the
     full stop stay with their sentence."""
     pieces: list[str] = []
-    for start, end in split_sentences(text):
+    for start, end in split_sentences(text, citing=True):
         piece = text[start:end]
         lead = LEADING_MARKERS.match(piece)
         if lead and pieces:

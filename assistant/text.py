@@ -24,6 +24,13 @@ they're they've they'd they'll there's here's what's who's let's
 
 WORD = re.compile(r"[\w$%£€][\w'’.,%-]*[\w%]|[\w$%]", re.UNICODE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# A document's footnote markers right after a full stop ("island.[1] It", "[2][3]", "[citation needed]",
+# as pasted from Wikipedia): the sentence ends before them and the next begins after them, so a quote
+# never carries a "[1]" that reads as one of our citation markers.
+_FOOTNOTES = r"(?:\[[^\[\]\n]{1,40}\])+"
+_SENTENCE_END_FOOTNOTED = re.compile(
+    r"(?<=[.!?…])([\"'”’)\]]*)(?:" + _FOOTNOTES + r")?\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_FOOTNOTES_AT_END = re.compile(r"(?<=[.!?…\"'”’)])" + _FOOTNOTES + r"\s*$")
 _ABBREVIATIONS = re.compile(
     r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|vs|etc|e\.g|i\.e|U\.S|U\.K|Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|"
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|[A-Z])\.$"
@@ -104,12 +111,17 @@ def _is_number(token: str) -> bool:
     return bool(re.fullmatch(r"[$£€]?\d[\d,.]*%?", token))
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences in ``text`` (lines never join; abbreviations don't split)."""
+def split_sentences(text: str, citing: bool = False) -> list[tuple[int, int]]:
+    """Character spans of the sentences in ``text`` (lines never join; abbreviations don't split).
+    A footnote marker after a full stop is in no sentence, unless ``citing``: text whose bracketed
+    numbers are our citation markers (a generated answer), where they stay as written."""
     spans: list[tuple[int, int]] = []
+    ends = _SENTENCE_END if citing else _SENTENCE_END_FOOTNOTED
     for block in re.finditer(r"[^\n]+", text):
         line, base, start = block.group(), block.start(), 0
-        for match in _SENTENCE_END.finditer(line):
+        if not citing and (notes := _FOOTNOTES_AT_END.search(line)):
+            line = line[:notes.start()]
+        for match in ends.finditer(line):
             end = match.start() + len(match.group(1))
             before = line[start:match.start()]
             if _ABBREVIATIONS.search(before) or (_CLOCK.search(before) and _CLOCK_GOES_ON.match(line, match.end())):

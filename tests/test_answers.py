@@ -329,6 +329,40 @@ def test_a_clock_time_ends_a_sentence_only_when_no_time_zone_day_or_month_follow
     assert [text[a:b] for a, b in split_sentences(text)] == sentences
 
 
+@pytest.mark.parametrize("text, sentences", [
+    ("It stands on the cape.[1] It was built in 1887.[2][3] It has a keeper.[citation needed]",
+     ["It stands on the cape.", "It was built in 1887.", "It has a keeper."]),
+    ("The spelling changed.[note 3] The vowel stayed.", ["The spelling changed.", "The vowel stayed."]),
+    ("It opened. [Editor's note: in May.] It closed.", ["It opened.", "[Editor's note: in May.]", "It closed."]),
+])
+def test_a_footnote_marker_after_a_full_stop_ends_the_sentence_and_is_in_none(text, sentences):
+    from assistant.text import split_sentences
+
+    assert [text[a:b] for a, b in split_sentences(text)] == sentences
+    generated = "Paris is the capital. [1] It is big. [2]"  # our own markers stay with their sentences
+    assert [generated[a:b] for a, b in split_sentences(generated, citing=True)] == [
+        "Paris is the capital.", "[1] It is big.", "[2]"]
+
+
+def test_an_article_pasted_with_its_footnote_markers_is_answered_without_them(tmp_path):
+    # Before, "island.[1] It was built ..." was one sentence of the whole paragraph, too long to
+    # be an answer: both questions got "The corpus does not contain the answer".
+    corpus = _one_file_corpus(tmp_path, "lighthouse.md", (
+        "# Quillfeather lighthouse\n\nThe Quillfeather lighthouse stands on the northern cape of the island.[1] "
+        "It was built in 1887 by the harbour board.[2][3] The lighthouse was repainted in 2021 with 340 litres "
+        "of white paint.[12] Its keeper, Mara Olsen, has lived there since 1998.[citation needed]\n"))
+    bot = _bot(tmp_path, corpus)
+    try:
+        for question, answer_words in (("When was the Quillfeather lighthouse built?", "built in 1887"),
+                                       ("How many litres of paint did the lighthouse need in 2021?", "340 litres")):
+            answer = bot.ask(question)
+            assert not answer.abstained and answer_words in answer.text, answer.text
+            assert all(not re.search(r"\[(?:\d+|citation needed)\]", c.quote) for c in answer.citations)
+            assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}
+    finally:
+        drop_store(bot)
+
+
 def test_an_answer_quotes_the_whole_sentence_around_a_clock_time(tmp_path):
     corpus = _one_file_corpus(tmp_path, "ferry.md", (
         "The Brannock ferry changed its timetable on Monday. By 6 a.m. PT, the Brannock ferry had left the "
