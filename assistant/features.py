@@ -210,6 +210,12 @@ def _contrast_index() -> dict[str, int]:
     return _CONTRAST
 
 
+# The agent of a passive verb in lower case ("donated by the town council", "built by the harbour
+# board"): who did it, though no capital letter names it.
+_AGENT_WORD = r"(?!(?:in|on|at|of|for|to|with|from|since|during|after|before|and|or|but|the|a|an)\b)[a-z][\w-]*"
+BY_AGENT = re.compile(rf"(?<=\bby )(?:the|a|an|its|their|his|her|local|two|three) (?:{_AGENT_WORD} ){{0,2}}{_AGENT_WORD}\b")
+
+
 def typed_spans(sentence: str, answer_type: str | None) -> list[re.Match]:
     """The spans of ``sentence`` of the question's answer type (dates, numbers or names)."""
     if answer_type == "date":
@@ -218,8 +224,9 @@ def typed_spans(sentence: str, answer_type: str | None) -> list[re.Match]:
         return list(NUMBER.finditer(sentence)) + list(COUNT_WORDS.finditer(sentence))
     if answer_type == "entity":
         # A name may open the sentence ("Tetris is ..."), a capitalised first word alone ("During") may not.
-        return [m for m in CAPITALISED.finditer(sentence)
-                if m.start() > 0 or m.group().split(None, 1)[0].lower() not in SENTENCE_OPENERS]
+        names = [m for m in CAPITALISED.finditer(sentence)
+                 if m.start() > 0 or m.group().split(None, 1)[0].lower() not in SENTENCE_OPENERS]
+        return names + list(BY_AGENT.finditer(sentence))
     return []
 
 
@@ -258,7 +265,8 @@ def kind_spans(sentence: str, kind: str | None) -> list[tuple[int, int]]:
         return [m.span() for m in names if not ORG_WORD.search(m.group())
                 and PLACE_BEFORE.search(sentence[max(m.start() - 20, 0):m.start()])]
     if kind == "person":
-        return [m.span() for m in names if not ORG_WORD.search(m.group()) and (
+        agents = [m.span() for m in BY_AGENT.finditer(sentence)]
+        return agents + [m.span() for m in names if not ORG_WORD.search(m.group()) and (
             len(m.group().split()) in (2, 3) or PERSON_AFTER.match(sentence[m.end():m.end() + 12]))]
     return []
 

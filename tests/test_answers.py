@@ -363,6 +363,21 @@ def test_an_article_pasted_with_its_footnote_markers_is_answered_without_them(tm
         drop_store(bot)
 
 
+def test_a_who_question_takes_an_agent_that_no_capital_letter_names(tmp_path):
+    # "by the town council" answers "Who ...?" though it is no name: before, the answer model read
+    # the sentence as lacking a person (P 0.31) and only quoted it as the closest.
+    corpus = _one_file_corpus(tmp_path, "club.md", (
+        "# Harbour Rowing Club\n\nThe club's oldest boat, the Heron, was donated by the town council in 1972. "
+        "Members must pass a swimming test of 50 metres before rowing on open water.\n"))
+    bot = _bot(tmp_path, corpus)
+    try:
+        answer = bot.ask("Who donated the Heron?")
+        assert not answer.abstained and "donated by the town council" in answer.text and answer.citations
+        assert bot.ask("Who is the CEO of Netflix?").text == ABSTAIN_MESSAGE
+    finally:
+        drop_store(bot)
+
+
 def test_an_answer_quotes_the_whole_sentence_around_a_clock_time(tmp_path):
     corpus = _one_file_corpus(tmp_path, "ferry.md", (
         "The Brannock ferry changed its timetable on Monday. By 6 a.m. PT, the Brannock ferry had left the "
