@@ -30,6 +30,8 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?
 _FOOTNOTES = r"(?:\[[^\[\]\n]{1,40}\])+"
 _SENTENCE_END_FOOTNOTED = re.compile(
     r"(?<=[.!?…])([\"'”’)\]]*)(?:" + _FOOTNOTES + r")?\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# A list item's marker ("- ", "* ", "• ", "3. ") opens no sentence: a quote starts at its first word.
+_LIST_MARKER = re.compile(r"^\s*(?:[-*•‣◦▪–]|\d{1,2}[.)])\s+(?=\S)")
 _FOOTNOTES_AT_END = re.compile(r"(?<=[.!?…\"'”’)])" + _FOOTNOTES + r"\s*$")
 _ABBREVIATIONS = re.compile(
     r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|vs|etc|e\.g|i\.e|U\.S|U\.K|Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|"
@@ -113,14 +115,17 @@ def _is_number(token: str) -> bool:
 
 def split_sentences(text: str, citing: bool = False) -> list[tuple[int, int]]:
     """Character spans of the sentences in ``text`` (lines never join; abbreviations don't split).
-    A footnote marker after a full stop is in no sentence, unless ``citing``: text whose bracketed
-    numbers are our citation markers (a generated answer), where they stay as written."""
+    A footnote marker after a full stop and a list item's marker are in no sentence, unless
+    ``citing``: text whose bracketed numbers are our citation markers (a generated answer), kept as
+    written."""
     spans: list[tuple[int, int]] = []
     ends = _SENTENCE_END if citing else _SENTENCE_END_FOOTNOTED
     for block in re.finditer(r"[^\n]+", text):
         line, base, start = block.group(), block.start(), 0
         if not citing and (notes := _FOOTNOTES_AT_END.search(line)):
             line = line[:notes.start()]
+        if not citing and (marker := _LIST_MARKER.match(line)):
+            start = marker.end()
         for match in ends.finditer(line):
             end = match.start() + len(match.group(1))
             before = line[start:match.start()]

@@ -334,8 +334,10 @@ def test_a_clock_time_ends_a_sentence_only_when_no_time_zone_day_or_month_follow
      ["It stands on the cape.", "It was built in 1887.", "It has a keeper."]),
     ("The spelling changed.[note 3] The vowel stayed.", ["The spelling changed.", "The vowel stayed."]),
     ("It opened. [Editor's note: in May.] It closed.", ["It opened.", "[Editor's note: in May.]", "It closed."]),
+    ("- Training runs on Tuesdays. It starts at 6 pm.\n• The boathouse opens at 7 am.\n2. Bring a towel.",
+     ["Training runs on Tuesdays.", "It starts at 6 pm.", "The boathouse opens at 7 am.", "Bring a towel."]),
 ])
-def test_a_footnote_marker_after_a_full_stop_ends_the_sentence_and_is_in_none(text, sentences):
+def test_footnote_and_list_markers_are_in_no_sentence(text, sentences):
     from assistant.text import split_sentences
 
     assert [text[a:b] for a, b in split_sentences(text)] == sentences
