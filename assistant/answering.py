@@ -24,7 +24,7 @@ from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Pas
 from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
                                 answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
                                 leads_with_answer, recency, redundancy, type_fit, with_base_forms)
-from assistant.text import looks_like_injection, split_sentences, terms
+from assistant.text import footnote_free_parts, looks_like_injection, split_sentences, terms, without_footnotes
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
 SECOND_SENTENCE_RATIO = 0.5  # a runner-up sentence of the same document may join when at least this close
@@ -211,8 +211,10 @@ class ExtractiveAnswerer:
         passage = passages[best.passage_index]
         whole = best.text.strip()
         quote = _trim(whole, self.max_words, question)
-        return Answer(question, closest_text(_with_cuts(whole, quote), passage), True, passages=passages,
-                      confidence=assessment.p_answerable, closest=Citation.of(0, passage, quote, best.score))
+        shown = without_footnotes(_with_cuts(whole, quote))
+        return Answer(question, closest_text(shown, passage), True, passages=passages,
+                      confidence=assessment.p_answerable,
+                      closest=Citation.of(0, passage, footnote_free_parts(quote), best.score))
 
     def choose(self, assessment: Assessment, passages: list[Passage]) -> list[Candidate]:
         """The best sentence, plus one that adds what it lacks.
@@ -284,14 +286,14 @@ class ExtractiveAnswerer:
             if quote in quotes:
                 continue  # never the same sentence twice
             quotes.add(quote)
-            shown = _with_cuts(whole, quote)
+            shown = without_footnotes(_with_cuts(whole, quote))  # a document's "[4]" is no marker of ours
             remaining -= len(shown.split()) + 1
             n = numbers.get(candidate.passage_index)
             if n is None:
                 n = numbers[candidate.passage_index] = len(numbers) + 1
-                citations.append(Citation.of(n, passage, quote, candidate.score))
+                citations.append(Citation.of(n, passage, footnote_free_parts(quote), candidate.score))
             else:
-                citations[n - 1].quote += " … " + quote
+                citations[n - 1].quote += " … " + footnote_free_parts(quote)
             parts.append(f"{shown} [{n}]")
         return Answer(question, " ".join(parts), False, citations, passages, confidence)
 

@@ -32,6 +32,10 @@ _SENTENCE_END_FOOTNOTED = re.compile(
     r"(?<=[.!?…])([\"'”’)\]]*)(?:" + _FOOTNOTES + r")?\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 # A list item's marker ("- ", "* ", "• ", "3. ") opens no sentence: a quote starts at its first word.
 _LIST_MARKER = re.compile(r"^\s*(?:[-*•‣◦▪–]|\d{1,2}[.)])\s+(?=\S)")
+# A footnote marker inside a sentence, written against the word before it ("built in 1887[4] by",
+# "the city,[3] the"); an editor's insertion ("said [the plan] works") has a space before it.
+FOOTNOTE = re.compile(r"(?<=[^\s\[\]])\[(?:\d{1,3}|[a-z]|(?:note|n) \d{1,3}|[a-z ]{0,30} needed|update|vague|"
+                      r"unreliable source\?)\]")
 _FOOTNOTES_AT_END = re.compile(r"(?<=[.!?…\"'”’)])" + _FOOTNOTES + r"\s*$")
 _ABBREVIATIONS = re.compile(
     r"\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|No|vs|etc|e\.g|i\.e|U\.S|U\.K|Inc|Ltd|Co|Corp|Gen|Gov|Sen|Rep|"
@@ -162,3 +166,15 @@ INJECTION = re.compile(
 def looks_like_injection(sentence: str) -> bool:
     """True for a sentence that gives orders to an AI instead of information."""
     return bool(INJECTION.search(sentence))
+
+
+def without_footnotes(text: str) -> str:
+    """``text`` as a reader is shown it: without its footnote markers ("built in 1887[4] by" reads
+    "built in 1887 by"), so none reads as one of our citation markers."""
+    return FOOTNOTE.sub("", text)
+
+
+def footnote_free_parts(quote: str) -> str:
+    """``quote`` split where footnote markers stand, the parts joined by " … ": each part is still
+    verbatim in the document, and no "[4]" of the document is quoted."""
+    return " … ".join(part.strip() for part in FOOTNOTE.split(quote) if part.strip())

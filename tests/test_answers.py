@@ -348,18 +348,25 @@ def test_footnote_and_list_markers_are_in_no_sentence(text, sentences):
 
 def test_an_article_pasted_with_its_footnote_markers_is_answered_without_them(tmp_path):
     # Before, "island.[1] It was built ..." was one sentence of the whole paragraph, too long to
-    # be an answer: both questions got "The corpus does not contain the answer".
+    # be an answer: both questions got "The corpus does not contain the answer"; and a marker inside
+    # a sentence ("1889[4] by") was shown in the answer as if it cited a source [4].
     corpus = _one_file_corpus(tmp_path, "lighthouse.md", (
         "# Quillfeather lighthouse\n\nThe Quillfeather lighthouse stands on the northern cape of the island.[1] "
         "It was built in 1887 by the harbour board.[2][3] The lighthouse was repainted in 2021 with 340 litres "
-        "of white paint.[12] Its keeper, Mara Olsen, has lived there since 1998.[citation needed]\n"))
+        "of white paint.[12] Its keeper, Mara Olsen, has lived there since 1998.[citation needed]\n\n"
+        "The lamp was first lit in 1889[4] by the keeper's wife, and it was electrified,[5] like the "
+        "harbour, in 1936.\n"))
     bot = _bot(tmp_path, corpus)
     try:
         for question, answer_words in (("When was the Quillfeather lighthouse built?", "built in 1887"),
-                                       ("How many litres of paint did the lighthouse need in 2021?", "340 litres")):
+                                       ("How many litres of paint did the lighthouse need in 2021?", "340 litres"),
+                                       ("When was the lamp of the lighthouse first lit?", "first lit in 1889 by")):
             answer = bot.ask(question)
             assert not answer.abstained and answer_words in answer.text, answer.text
             assert all(not re.search(r"\[(?:\d+|citation needed)\]", c.quote) for c in answer.citations)
+            # A quote cut around a footnote marker is in parts, each verbatim in the document.
+            text = (corpus / "lighthouse.md").read_text()
+            assert all(part in text for c in answer.citations for part in c.quote.split(" … "))
             assert set(re.findall(r"\[(\d+)\]", answer.text)) <= {str(c.n) for c in answer.citations}
     finally:
         drop_store(bot)
