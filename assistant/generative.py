@@ -34,7 +34,7 @@ from assistant.contract import (ABSTAIN_MESSAGE, Answer, Answerer, Evidence, Pas
                                 source_details)
 from assistant.llm import LLMClient, LLMError
 from assistant.support import SupportScorer
-from assistant.text import count_tokens
+from assistant.text import count_tokens, without_footnotes
 
 NOT_IN_CORPUS = "Not in the corpus."
 SYSTEM_PROMPT = f"""You answer questions about a collection of articles, using only the numbered passages you are given.
@@ -73,10 +73,11 @@ def _message_tokens(messages: list[ChatMessage]) -> int:
 
 
 def passage_block(n: int, passage: Passage) -> str:
-    """How passage ``n`` appears in the prompt: a header line with its metadata, then its text."""
+    """How passage ``n`` appears in the prompt: a header line with its metadata, then its text
+    without its footnote markers (a "[4]" the model copied would read as a citation of passage 4)."""
     details = ", ".join(source_details(passage, doc_id=False))
     header = f"[{n}] {passage.title or passage.doc_id}" + (f" ({details})" if details else "")
-    return f"{header}\n{passage.text.strip()}"
+    return f"{header}\n{without_footnotes(passage.text.strip())}"
 
 
 def fit_passages(question: str, passages: list[Passage], context_window: int, max_tokens: int) -> Prompt:

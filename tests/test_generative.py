@@ -282,6 +282,12 @@ def test_passages_are_fitted_whole_to_the_context_window():
     assert fit_passages("q?", passages, context_window=32768, max_tokens=512).dropped == 0
 
 
+def test_the_prompt_shows_no_footnote_marker_the_model_could_copy_as_a_citation():
+    passage = Passage("c0", "lamp.md", "The lamp was first lit in 1889[4] by the keeper.[5] It shone.", title="Lamp")
+    text = "\n".join(m.content for m in fit_passages("q?", [passage], 4096, 256).messages)
+    assert "The lamp was first lit in 1889 by the keeper. It shone." in text and "[4]" not in text
+
+
 def test_a_prompt_that_cannot_fit_is_a_clear_error_and_the_answer_falls_back(seeded_bot, server):
     with pytest.raises(LLMError, match="no passage fits in the context window"):
         fit_passages("q?", [_passage(0, 2000)], context_window=1024, max_tokens=256)
