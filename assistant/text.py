@@ -91,16 +91,20 @@ def terms(text: str) -> list[str]:
     """Stemmed content terms: the unit of lexical matching everywhere. Accents are dropped
     ("América" is "america") and British spellings are American ones; a hyphenated word stays one
     term ("non-Islamic" is not "Islamic")."""
-    tokens = [t for w in words(text) for t in _term_parts(w)]
+    tokens = [_unstemmed(w) for w in words(text)]
     return _stemmer().stemWords([t for t in tokens if t and t not in STOPWORDS])
 
 
-def _term_parts(word: str) -> list[str]:
+@lru_cache(maxsize=1 << 17)
+def _unstemmed(word: str) -> str:
+    """A word as a term before stemming: a number without its commas and currency sign; a word
+    without accents, spelt the American way (each part of a hyphenated word). Cached: a corpus and
+    its questions repeat their words, and every passage is read again for each question."""
     if _is_number(word):
-        return [word.replace(",", "").lstrip("$£€")]
+        return word.replace(",", "").lstrip("$£€")
     if not word.isascii():
         word = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
-    return ["-".join(_american(part) for part in word.split("-"))]
+    return "-".join(_american(part) for part in word.split("-"))
 
 
 def _american(word: str) -> str:
