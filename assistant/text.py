@@ -23,7 +23,11 @@ they're they've they'd they'll there's here's what's who's let's
 """.split())
 
 WORD = re.compile(r"[\w$%£€][\w'’.,%-]*[\w%]|[\w$%]", re.UNICODE)
-_SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+# A sentence ends after . ! ? … (and closing quotes or brackets) before a capital or a digit; a
+# generated answer's own citation markers written right after its full stop ("capital.[1] It ...",
+# ".[1, 2]") end it too and belong to it.
+_SENTENCE_END_CITED = re.compile(
+    r"(?<=[.!?…])([\"'”’)\]]*(?:\[\d+(?:\s*[,;]\s*\d+)*\])*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
 # A document's footnote markers right after a full stop ("island.[1] It", "[2][3]", "[citation needed]",
 # as pasted from Wikipedia): the sentence ends before them and the next begins after them, so a quote
 # never carries a "[1]" that reads as one of our citation markers.
@@ -124,10 +128,10 @@ def _is_number(token: str) -> bool:
 def split_sentences(text: str, citing: bool = False) -> list[tuple[int, int]]:
     """Character spans of the sentences in ``text`` (lines never join; abbreviations don't split).
     A footnote marker after a full stop and a list item's marker are in no sentence, unless
-    ``citing``: text whose bracketed numbers are our citation markers (a generated answer), kept as
-    written."""
+    ``citing``: text whose bracketed numbers are our citation markers (a generated answer), kept
+    with the sentence they follow."""
     spans: list[tuple[int, int]] = []
-    ends = _SENTENCE_END if citing else _SENTENCE_END_FOOTNOTED
+    ends = _SENTENCE_END_CITED if citing else _SENTENCE_END_FOOTNOTED
     for block in re.finditer(r"[^\n]+", text):
         line, base, start = block.group(), block.start(), 0
         if not citing and (notes := _FOOTNOTES_AT_END.search(line)):

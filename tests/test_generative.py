@@ -98,6 +98,19 @@ def test_hallucinated_sentence_is_dropped_and_counted(seeded_bot, server):
     assert answer.check.kept == 1 and answer.check.unsupported_markers == 1
 
 
+def test_markers_written_right_after_the_full_stop_are_checked_with_their_own_sentence(seeded_bot, server):
+    # "a year.[1] Netflix ..." is a common way for a model to cite: before, it read as one sentence
+    # of both claims, so the made-up villa rode along with the salary or took it down with it.
+    server.default = citing("The job pays $300,000 to $900,000 a year.[{n}] Netflix also gives every "
+                            "applicant a free villa in Malibu and a private jet.[{n}]", "$900,000")
+    answer = llm_bot(seeded_bot, server).ask(SALARY)
+
+    assert "$900,000" in answer.text and "Malibu" not in answer.text
+    assert answer.check.kept == 1 and answer.check.dropped == 1
+    assert [(s.claim, s.markers) for s in split_generated("It is big.[1, 2] It is old.[3][4] Fine.")] == [
+        ("It is big.", [1, 2]), ("It is old.", [3, 4]), ("Fine.", [])]
+
+
 def test_citation_to_passage_9_of_3_is_removed(seeded_bot, server):
     server.default = citing("The job pays $300,000 to $900,000 a year [{n}][9].", "$900,000")
     answer = llm_bot(seeded_bot, server).ask(SALARY, top_k=3)
