@@ -39,7 +39,7 @@ from assistant.text import STOPWORDS, _stemmer, split_sentences, words
 from assistant.text import terms as _terms
 
 # Support = max(lexical, w * coverage + (1 - w) * dense) (bench/citation_threshold.py).
-LEXICAL_WEIGHT = 0.6
+LEXICAL_WEIGHT = 0.5
 # A claim word the passage lacks counts in ``coverage`` as 0 at this MiniLM similarity to the passage's
 # nearest word and below ("nutrients" / "plants" 0.35), fully at SAME_WORD_SIMILARITY and above
 # ("tv" / "television" 0.96, "almost" / "nearly" 0.87), linearly between ("contested" / "contentious" 0.65).
