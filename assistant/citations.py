@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol, Sequence
 
 from assistant.contract import Citation, Meta, Passage
-from assistant.text import split_sentences, terms
+from assistant.text import MARKER_NUMBERS, split_sentences, terms
 
 
 class Support(Protocol):
@@ -39,8 +39,8 @@ class SupportScorer(Protocol):
               decide_at: float | None = None, before: Sequence[str] | None = None) -> list[list[Support]]: ...
 
 # [1], [1][2], [1, 2], [1; 2]
-MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-LEADING_MARKERS = re.compile(r"^(?:\s*\[\d+(?:\s*[,;]\s*\d+)*\])+")
+MARKER = re.compile(r"\[(" + MARKER_NUMBERS + r")\]")
+LEADING_MARKERS = re.compile(r"^(?:\s*\[" + MARKER_NUMBERS + r"\])+")
 REFUSAL = re.compile(
     r"not in the corpus|corpus does not (?:contain|include|say|mention)|"
     r"(?:passages?|context|sources?|documents?|corpus|articles?) (?:do|does|did) not "
