@@ -26,9 +26,10 @@ WORD = re.compile(r"[\w$%£€][\w'’.,%-]*[\w%]|[\w$%]", re.UNICODE)
 MARKER_NUMBERS = r"\d+(?:\s*[,;]\s*\d+)*"  # inside our citation marker's brackets: "1", "1, 2", "1; 3"
 # A sentence ends after . ! ? … (and closing quotes or brackets) before a capital or a digit; a
 # generated answer's own citation markers written right after its full stop ("capital.[1] It ...",
-# ".[1, 2]") end it too and belong to it.
+# ".[1, 2]", or with no space after them, "capital.[1]It") end it too and belong to it.
 _SENTENCE_END_CITED = re.compile(
-    r"(?<=[.!?…])([\"'”’)\]]*(?:\[" + MARKER_NUMBERS + r"\])*)\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+    r"(?<=[.!?…])([\"'”’)\]]*(?:\[" + MARKER_NUMBERS + r"\])*)"
+    r"(?:\s+(?=[\"'“‘(\[]?[A-Z0-9])|(?<=\d\])(?=[\"'“‘(]?[A-Z]))")  # "big.[1]It": no space after a marker
 # A document's footnote markers right after a full stop ("island.[1] It", "[2][3]", "[citation needed]",
 # as pasted from Wikipedia): the sentence ends before them and the next begins after them, so a quote
 # never carries a "[1]" that reads as one of our citation markers.

@@ -26,10 +26,12 @@ joined 2), 8 wrong (number 2, name 2, date 1, extra name 1, wrong passage 2); it
 correct shown and 1/8 wrong shown, changed nothing).
 
     python bench/citation_threshold.py          # about 1 to 3 minutes on 2 shared cores
+    python bench/citation_threshold.py --check  # do the shipped weight and threshold still meet the rule?
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -45,7 +47,7 @@ import assistant  # noqa: E402,F401  (offline environment)
 from assistant.citations import split_generated  # noqa: E402
 from assistant.embedding import encoder_for  # noqa: E402
 from assistant.settings import Settings  # noqa: E402
-from assistant.support import SupportScorer  # noqa: E402
+from assistant.support import LEXICAL_WEIGHT, SupportScorer  # noqa: E402
 from assistant.text import terms  # noqa: E402
 from tests.replies import ModelReply, load_replies  # noqa: E402
 
@@ -119,20 +121,13 @@ def rates(replies, scored, weight, threshold) -> tuple[float, int, int, dict[str
     return float(np.mean(correct)), int(sum(wrong)), len(wrong), kinds
 
 
-def main() -> None:
-    replies = load_replies()
-    scored = supports(replies)
-    halves = {h: [i for i, r in enumerate(replies) if r.half == h] for h in HALVES}
+def choose(at) -> tuple[float, float, tuple[float, float], list[tuple[float, float, float, int, tuple[float, float]]]]:
+    """The bench's rule on the fit half: (weight, threshold, its range, one row per weight).
 
-    def at(half, weight, threshold):
-        index = halves[half]
-        return rates([replies[i] for i in index], [scored[i] for i in index], weight, threshold)
-
-    print(f"{len(replies)} replies: " + ", ".join(f"{h} {len(i)}" for h, i in halves.items()) + "; "
-          + ", ".join(f"{k} {v}" for k, v in Counter(f"{r.label}/{r.kind}" for r in replies).items()))
-    print("\nfit half: highest share of correct replies shown with no wrong one shown, per lexical weight")
-    print(f"{'weight':>6} {'threshold':>9} {'correct shown':>13} {'wrong shown':>11}")
-    best = None
+    Per weight: no wrong reply shown, then most correct ones shown, then the middle of the widest
+    run of grid thresholds that does both; across weights the same order, the widest run last.
+    """
+    best, table = None, []
     for weight in WEIGHTS:
         results = [(t, *at("fit", weight, float(t))[:2]) for t in THRESHOLDS]
         top = max((wrong == 0, correct) for _, correct, wrong in results)
@@ -146,11 +141,45 @@ def main() -> None:
         run = max(runs, key=lambda r: r[-1] - r[0])
         threshold = round(float(run[0] + run[-1]) / 2, 3)
         correct, wrong = at("fit", weight, threshold)[:2]
-        print(f"{weight:>6.2f} {threshold:>9.3f} {correct:>13.3f} {wrong:>11d}   (range {run[0]:.4f}..{run[-1]:.4f})")
+        table.append((float(weight), threshold, correct, wrong, (float(run[0]), float(run[-1]))))
         key = (top[0], top[1], run[-1] - run[0])
         if best is None or key > best[0]:
-            best = (key, threshold, weight)
-    _, threshold, weight = best
+            best = (key, float(weight), threshold, (float(run[0]), float(run[-1])))
+    _, weight, threshold, span = best
+    return weight, threshold, span, table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only say whether the shipped weight and threshold still meet the rule (exit 1 if not)")
+    args = parser.parse_args()
+    replies = load_replies()
+    scored = supports(replies)
+    halves = {h: [i for i, r in enumerate(replies) if r.half == h] for h in HALVES}
+
+    def at(half, weight, threshold):
+        index = halves[half]
+        return rates([replies[i] for i in index], [scored[i] for i in index], weight, threshold)
+
+    weight, threshold, span, table = choose(at)
+    if args.check:
+        # The shipped choice is current when it is the rule's weight and its threshold lies in the
+        # rule's range: moving inside the range changes no fit-half outcome.
+        shipped_weight, shipped_threshold = LEXICAL_WEIGHT, Settings().citation_min_support
+        current = shipped_weight == weight and span[0] <= shipped_threshold <= span[1]
+        print(f"citation check: shipped lexical weight {shipped_weight}, threshold {shipped_threshold:.3f}; "
+              f"the rule today: weight {weight}, threshold {threshold:.3f} (range {span[0]:.4f}..{span[1]:.4f}): "
+              + ("current" if current else "stale: rerun python bench/citation_threshold.py and ship its choice "
+                 "(assistant/support.py LEXICAL_WEIGHT, Settings.citation_min_support)"))
+        return 0 if current else 1
+
+    print(f"{len(replies)} replies: " + ", ".join(f"{h} {len(i)}" for h, i in halves.items()) + "; "
+          + ", ".join(f"{k} {v}" for k, v in Counter(f"{r.label}/{r.kind}" for r in replies).items()))
+    print("\nfit half: highest share of correct replies shown with no wrong one shown, per lexical weight")
+    print(f"{'weight':>6} {'threshold':>9} {'correct shown':>13} {'wrong shown':>11}")
+    for w, t, correct, wrong, (low, high) in table:
+        print(f"{w:>6.2f} {t:>9.3f} {correct:>13.3f} {wrong:>11d}   (range {low:.4f}..{high:.4f})")
     print(f"\nchosen on the fit half: lexical weight {weight}, threshold {threshold:.3f}")
     for half in HALVES:
         correct, wrong, n_wrong, kinds = at(half, weight, threshold)
@@ -159,7 +188,8 @@ def main() -> None:
         print(f"{half:>8} ({label}): correct shown {correct:.3f} of {n_correct}, wrong shown {wrong} of {n_wrong}; "
               + ", ".join(f"{k} {v}" for k, v in kinds.items()))
     print("\n(the kinds' counts are replies shown: for correct kinds that is good, for wrong kinds bad)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

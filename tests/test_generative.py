@@ -109,6 +109,10 @@ def test_markers_written_right_after_the_full_stop_are_checked_with_their_own_se
     assert answer.check.kept == 1 and answer.check.dropped == 1
     assert [(s.claim, s.markers) for s in split_generated("It is big.[1, 2] It is old.[3][4] Fine.")] == [
         ("It is big.", [1, 2]), ("It is old.", [3, 4]), ("Fine.", [])]
+    # ... and when the model leaves out the space after the marker ("big.[1]It"), but not inside a
+    # marker or before a number ("1.[2]5" is no sentence end).
+    assert [(s.claim, s.markers) for s in split_generated("It is big.[1]It is old.[2]\"Fine.\" 1.[3]5")] == [
+        ("It is big.", [1]), ("It is old.", [2]), ('"Fine."', []), ("1.5", [3])]
 
 
 def test_citation_to_passage_9_of_3_is_removed(seeded_bot, server):
