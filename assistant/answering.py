@@ -21,9 +21,10 @@ from typing import Iterator
 
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update, closest_text,
                                 sentence_updates)
-from assistant.features import (REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question, answer_features,
-                                answer_form, answer_spans, answer_terms, bigram_share, common_share, kind_fit,
-                                leads_with_answer, recency, redundancy, type_fit, with_base_forms)
+from assistant.features import (CAPTION_LINE, REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question,
+                                answer_features, answer_form, answer_spans, answer_terms, bigram_share,
+                                common_share, kind_fit, leads_with_answer, recency, redundancy, type_fit,
+                                with_base_forms)
 from assistant.text import footnote_free_parts, looks_like_injection, split_sentences, terms, without_footnotes
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -300,10 +301,13 @@ class ExtractiveAnswerer:
 
 def can_answer(sentence: str, passage: Passage, start: int) -> bool:
     """Whether the sentence of ``passage`` at ``start`` may be (part of) an answer. Headings,
-    questions, captions, fragments and hostile text never answer; nor does the tail of a sentence
+    questions, captions (any sentence of a line that reads "Caption: ...", as a web page's figure
+    caption is loaded), fragments and hostile text never answer; nor does the tail of a sentence
     that a chunk cut ("the harbour of Porto hosted ..."): the whole sentence belongs to the chunk before."""
+    line_start = passage.text.rfind("\n", 0, start) + 1  # every sentence of a caption line is the caption's
     return answer_form(sentence) and not looks_like_injection(sentence) and not (
-        sentence[:1].islower() and not passage.text[:start].strip())
+        sentence[:1].islower() and not passage.text[:start].strip()) and not CAPTION_LINE.match(
+        passage.text, line_start)
 
 
 def _with_cuts(sentence: str, quote: str) -> str:

@@ -78,6 +78,9 @@ TERMINAL = re.compile(r"[.!…][\"'”’)\]]*$")
 CAPTION = re.compile(r"^\s*(?:\(?(?:photo|image|picture|video|figure|fig\.|table|caption|credit|source|"
                      r"file photo|show caption|hide caption)\b|[^.]{0,80}\b(?:getty images|associated press|"
                      r"ap photo|reuters|usa today network|/ ?ap|/ ?afp)\)?\.?\s*$)", re.I)
+# A line that a caption opens (a web page's <figcaption> is loaded as "Caption: ..."): none of its
+# sentences answers, the second of a two-sentence caption no more than the first.
+CAPTION_LINE = re.compile(r"[ \t]*caption:", re.I)
 # A sentence with none of these has no finite verb: "Annual Report 2023.", "Correspondent."
 VERB_HINT = re.compile(r"\b(?:is|are|was|were|be|been|being|am|has|have|had|do|does|did|will|would|can|could|"
                        r"shall|should|may|might|must|says?|said|began|became|beat|bought|brought|built|came|"

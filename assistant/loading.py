@@ -221,11 +221,22 @@ def _load_text(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
 
 
 class _VisibleText(HTMLParser):
-    """Collects the visible text of an HTML page, plus its <title> and first <h1>."""
+    """Collects the visible text of an HTML page, plus its <title> and first <h1>.
 
-    HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object"}
+    Blocks start lines; a table row is one line of cells joined by " | " and a definition list's term
+    and description are lines of their own, so no two cells' words run together ("Alice34"). A
+    figure's caption is a line that reads "Caption: ...": searchable, but never an answer (a caption
+    line cannot be one, assistant/features.py). Menus, buttons and drop-down lists are no text of
+    the article.
+    """
+
+    HIDDEN = {"script", "style", "noscript", "template", "head", "svg", "iframe", "object",
+              "nav", "button", "select"}
     BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section",
-              "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol", "hr"}
+              "article", "header", "footer", "blockquote", "pre", "table", "ul", "ol", "hr",
+              "main", "aside", "figure", "figcaption", "dl", "dt", "dd", "caption", "details",
+              "summary", "address", "form", "fieldset", "legend", "thead", "tbody", "tfoot"}
+    CELLS = {"td", "th"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -235,6 +246,8 @@ class _VisibleText(HTMLParser):
         self._hidden = 0
         self._in_title = False
         self._in_h1 = False
+        self._cells = 0  # cells begun in the current table row
+        self._in_cell = 0  # a block inside a cell (<td><p>34</p></td>) keeps the row on one line
 
     def handle_starttag(self, tag, attrs):
         if tag == "title":
@@ -243,8 +256,14 @@ class _VisibleText(HTMLParser):
             self._hidden += 1
         if tag == "h1" and not self.h1:
             self._in_h1 = True
-        if tag in self.BLOCKS:
-            self.parts.append("\n")
+        self._block(tag)
+        if tag == "figcaption" and not self._hidden:
+            self.parts.append("Caption: ")
+        if tag in self.CELLS:
+            if self._cells and not self._hidden:
+                self.parts.append(" | ")
+            self._cells += 1
+            self._in_cell += 1
 
     def handle_endtag(self, tag):
         if tag == "title":
@@ -253,8 +272,17 @@ class _VisibleText(HTMLParser):
             self._hidden -= 1
         if tag == "h1":
             self._in_h1 = False
+        if tag in self.CELLS and self._in_cell:
+            self._in_cell -= 1
+        self._block(tag)
+
+    def _block(self, tag: str) -> None:
         if tag in self.BLOCKS:
-            self.parts.append("\n")
+            if self._in_cell and tag not in ("table", "tr"):
+                self.parts.append(" ")
+            else:
+                self.parts.append("\n")
+                self._cells = self._in_cell = 0
 
     def handle_data(self, data):
         if self._in_title:

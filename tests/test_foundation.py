@@ -115,6 +115,30 @@ def test_html_is_read_as_visible_text_with_its_title(bot, corpus_dir):
     assert "Ada Lovelace" in text and "secret" not in text and "color" not in text
 
 
+def test_a_web_page_keeps_its_table_cells_and_lists_apart_and_its_caption_never_answers(bot, corpus_dir):
+    # Before, a table row's cells ran together ("Alice34"), a definition list's term into its
+    # description ("Span120 m"), a menu into the article ("HomeNews"), and a figure's caption was
+    # a sentence like any other, so it could be the answer.
+    (corpus_dir / "bridge.html").write_text(
+        "<html><body><nav><a href='/'>Home</a><a href='/news'>News</a></nav><article>"
+        "<h1>The Quillfeather bridge</h1><p>The Quillfeather bridge opened in 1887 after six years of work.</p>"
+        "<figure><img src='bridge.jpg'><figcaption>The bridge at dawn. Its arches were painted red by the "
+        "rowing club in 2019.</figcaption></figure>"
+        "<table><tr><th>Keeper</th><th>Years</th></tr><tr><td>Mara Olsen</td><td><p>1998</p><p>to now</p></td></tr>"
+        "</table><dl><dt>Span</dt><dd>120 metres</dd></dl></article></body></html>")
+    bot.ingest(progress=False)
+    text = "\n".join(c.text for c in bot.store.chunks() if c.metadata["doc_id"] == "bridge.html")
+    lines = text.splitlines()
+    assert "Keeper | Years" in lines and "Mara Olsen | 1998 to now" in lines
+    assert "Span" in lines and "120 metres" in lines and "Home" not in text
+    assert "Caption: The bridge at dawn. Its arches were painted red by the rowing club in 2019." in lines
+
+    answer = bot.ask("Who painted the arches of the Quillfeather bridge red?")
+    assert "rowing club" not in answer.text, "a caption's sentence is no answer"
+    assert all("rowing club" not in c.quote for c in answer.citations)
+    assert "1887" in bot.ask("When did the Quillfeather bridge open?").text
+
+
 def test_front_matter_and_sidecar_metadata_are_kept(bot, corpus_dir):
     (corpus_dir / "note.txt").write_text("The mill was rebuilt in 1923 after the flood.")
     (corpus_dir / "note.txt.meta.json").write_text(json.dumps(
