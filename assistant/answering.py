@@ -304,10 +304,9 @@ def can_answer(sentence: str, passage: Passage, start: int) -> bool:
     questions, captions (any sentence of a line that reads "Caption: ...", as a web page's figure
     caption is loaded), fragments and hostile text never answer; nor does the tail of a sentence
     that a chunk cut ("the harbour of Porto hosted ..."): the whole sentence belongs to the chunk before."""
-    line_start = passage.text.rfind("\n", 0, start) + 1  # every sentence of a caption line is the caption's
-    return answer_form(sentence) and not looks_like_injection(sentence) and not (
-        sentence[:1].islower() and not passage.text[:start].strip()) and not CAPTION_LINE.match(
-        passage.text, line_start)
+    cut_tail = sentence[:1].islower() and not passage.text[:start].strip()
+    in_caption = CAPTION_LINE.match(passage.text, passage.text.rfind("\n", 0, start) + 1)  # its line's start
+    return answer_form(sentence) and not looks_like_injection(sentence) and not cut_tail and not in_caption
 
 
 def _with_cuts(sentence: str, quote: str) -> str:
