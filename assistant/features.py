@@ -288,7 +288,7 @@ def kind_fit(sentence: str, info: QuestionInfo, question_terms: set[str]) -> tup
     return 1.0, 1.0 if near else 0.0
 
 
-# What may open a sentence before its subject: a bullet, a dateline ("WASHINGTON −", "INDIANOLA, Iowa –").
+# What may open a sentence before its subject: a bullet, a dateline ("WASHINGTON −", "SPRINGFIELD, Ill. –").
 LEAD_IN = re.compile(r"^[\W_]*(?:[A-Z][A-Z.' ]+(?:,\s*[A-Z][\w.]+)*\s*(?:\([A-Za-z ]+\)\s*)?[-–—−]+\s*)?")
 
 
