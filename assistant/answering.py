@@ -21,10 +21,10 @@ from typing import Iterator
 
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update, closest_text,
                                 sentence_updates)
-from assistant.features import (CAPTION_LINE, REFERS_BACK, UNSEEN_TERM, QuestionInfo, analyse_question,
-                                answer_features, answer_form, answer_spans, answer_terms, bigram_share,
-                                common_share, kind_fit, leads_with_answer, recency, redundancy, type_fit,
-                                with_base_forms)
+from assistant.features import (CAPTION_LINE, CAPTION_LINES, REFERS_BACK, UNSEEN_TERM, QuestionInfo,
+                                analyse_question, answer_features, answer_form, answer_spans, answer_terms,
+                                bigram_share, common_share, kind_fit, leads_with_answer, recency, redundancy,
+                                type_fit, with_base_forms)
 from assistant.text import footnote_free_parts, looks_like_injection, split_sentences, terms, without_footnotes
 
 WEIGHTS_PATH = Path(__file__).parent / "answerer_weights.json"
@@ -149,12 +149,14 @@ class ExtractiveAnswerer:
             return Assessment(info, [], {}, 0.0)
         best = candidates[0]
         passage = passages[best.passage_index]
-        spans = split_sentences(passage.text)
+        # A caption's words are no evidence that the question is answered here: none of its sentences answers.
+        spans = [(a, b) for a, b in split_sentences(passage.text) if not _in_caption(passage.text, a)]
         at = next((i for i, (a, b) in enumerate(spans) if a <= best.start < b), 0)
         context = " ".join(passage.text[a:b] for a, b in spans[max(at - 1, 0):at + 2])
         features = answer_features(
             info, best.text, best.features, best.score, candidates[1].score if len(candidates) > 1 else 0.0,
-            f"{passage.title}\n{passage.text}", context, passages, {t: idf(t) for t in info.terms}, idf(UNSEEN_TERM))
+            f"{passage.title}\n{CAPTION_LINES.sub('', passage.text)}", context, passages,
+            {t: idf(t) for t in info.terms}, idf(UNSEEN_TERM))
         return Assessment(info, candidates, features, _logistic(self.answer_model, features))
 
     # -- answering
@@ -305,8 +307,13 @@ def can_answer(sentence: str, passage: Passage, start: int) -> bool:
     caption is loaded), fragments and hostile text never answer; nor does the tail of a sentence
     that a chunk cut ("the harbour of Porto hosted ..."): the whole sentence belongs to the chunk before."""
     cut_tail = sentence[:1].islower() and not passage.text[:start].strip()
-    in_caption = CAPTION_LINE.match(passage.text, passage.text.rfind("\n", 0, start) + 1)  # its line's start
+    in_caption = _in_caption(passage.text, start)
     return answer_form(sentence) and not looks_like_injection(sentence) and not cut_tail and not in_caption
+
+
+def _in_caption(text: str, start: int) -> bool:
+    """Whether the sentence of ``text`` at ``start`` is on a line that reads "Caption: ..."."""
+    return bool(CAPTION_LINE.match(text, text.rfind("\n", 0, start) + 1))  # its line's start
 
 
 def _with_cuts(sentence: str, quote: str) -> str:

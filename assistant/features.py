@@ -81,6 +81,7 @@ CAPTION = re.compile(r"^\s*(?:\(?(?:photo|image|picture|video|figure|fig\.|table
 # A line that a caption opens (a web page's <figcaption> is loaded as "Caption: ..."): none of its
 # sentences answers, the second of a two-sentence caption no more than the first.
 CAPTION_LINE = re.compile(r"[ \t]*caption:", re.I)
+CAPTION_LINES = re.compile(r"^[ \t]*caption:.*$", re.I | re.M)  # every such line of a text, whole
 # A sentence with none of these has no finite verb: "Annual Report 2023.", "Correspondent."
 VERB_HINT = re.compile(r"\b(?:is|are|was|were|be|been|being|am|has|have|had|do|does|did|will|would|can|could|"
                        r"shall|should|may|might|must|says?|said|began|became|beat|bought|brought|built|came|"

@@ -19,6 +19,7 @@ from typing import Iterator
 from assistant.contract import normalise_date
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
 JSONL_SUFFIXES = {".jsonl"}
@@ -215,9 +216,122 @@ def _load_text(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
     meta, body = _front_matter(_read_text(path))
     meta = {**meta, **sidecar}
     _require_text(body)
-    heading = re.search(r"^#\s+(.+)$", body, re.M)
-    default_title = heading.group(1).strip() if heading else _title_from_name(path)
-    return LoadedDocument(rel, [_article(rel, body, meta, default_title)])
+    if path.suffix.lower() in MARKDOWN_SUFFIXES:
+        body, heading = _markdown_text(body)
+        _require_text(body)
+    else:
+        found = re.search(r"^#\s+(.+)$", body, re.M)
+        heading = found.group(1).strip() if found else ""
+    return LoadedDocument(rel, [_article(rel, body, meta, heading or _title_from_name(path))])
+
+
+def _markdown_text(body: str) -> tuple[str, str]:
+    """A Markdown article's text as its reader sees it, and its first level-1 heading.
+
+    Markup goes ("**12 May 1874**" reads "12 May 1874", a link its words, a code span its code, raw
+    HTML its visible text); headings, paragraphs and list items keep their lines, and a table row is
+    one line of cells joined by " | ", as a web page's is. An image is a line "Caption: ...", of the
+    wholly emphasised line right under it (Markdown's usual caption) or else of its alt text:
+    searchable, but never an answer (assistant/features.py).
+    """
+    from markdown_it import MarkdownIt
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(body)
+    lines: list[tuple[str, str, str]] = []  # (separator before it, kind: text | image | emphasis, text)
+    heading, cells, lists, item, grouped = "", [], [], "", False
+    for i, token in enumerate(tokens):
+        opener = tokens[i - 1] if i else token
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            lists.append(token.type == "bullet_list_open")
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            lists.pop()
+            grouped = False
+        elif token.type == "list_item_open":
+            item = "- " if lists[-1] else f"{token.info or 1}. "
+        elif token.type in ("fence", "code_block", "html_block"):
+            text = token.content.rstrip("\n") if token.type != "html_block" else _html_text(token.content)
+            lines += [("\n\n", "text", text)] if text.strip() else []
+        elif token.type == "tr_open":
+            cells = []
+        elif token.type == "tr_close":
+            lines.append(("\n" if grouped else "\n\n", "text", " | ".join(cells)))
+            grouped = True
+        elif token.type == "table_close":
+            grouped = False
+        elif token.type == "inline" and opener.type in ("th_open", "td_open"):
+            cells.append(" ".join(text for _, text in _inline_lines(token.children or [])))
+        elif token.type == "inline":
+            block = _inline_lines(token.children or [])
+            if opener.type == "heading_open" and opener.tag == "h1" and not heading:
+                heading = " ".join(text for _, text in block).strip()
+            for n, (kind, text) in enumerate(block):
+                separator = "\n" if n or (item and grouped) else "\n\n"
+                lines.append((separator, kind, (item if n == 0 and kind == "text" else "") + text))
+            grouped, item = bool(item), ""
+    return "".join(f"{sep}{text}" for sep, text in _captioned(lines)).strip("\n"), heading
+
+
+def _inline_lines(children) -> list[tuple[str, str]]:
+    """A Markdown paragraph's lines as (kind, text): "image" for a line that is one image (its alt
+    text), "emphasis" for a line wholly in *emphasis*, else "text"; markup dropped."""
+    out, line = [], []
+    for child in [*children, None]:
+        if child is None or child.type in ("softbreak", "hardbreak"):
+            kept = [c for c in line if not (c.type == "text" and not c.content.strip())]
+            text = "".join(c.content for c in line if c.type in ("text", "code_inline"))
+            if any(c.type == "image" for c in line):  # an image inside a line is dropped with its gap
+                text = re.sub(r"[ \t]{2,}", " ", text)
+            if len(kept) == 1 and kept[0].type == "image":
+                out.append(("image", kept[0].content.strip()))
+            elif _wholly_emphasised(kept) and text.strip():
+                out.append(("emphasis", text.strip()))
+            elif text.strip():
+                out.append(("text", text.strip()))
+            line = []
+        else:
+            line.append(child)
+    return out
+
+
+def _wholly_emphasised(line) -> bool:
+    """Whether a line's inline tokens are one *emphasised* or **strong** span, start to end."""
+    if len(line) < 3 or line[0].type not in ("em_open", "strong_open"):
+        return False
+    depth = 0
+    for n, token in enumerate(line):
+        depth += token.nesting
+        if depth == 0 and n < len(line) - 1:
+            return False  # "*a* and *b*": the first span closes before the line ends
+    return depth == 0
+
+
+def _captioned(lines: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """(separator, text) lines with each image made a "Caption: ..." line: of the emphasised line
+    right under it, else of its alt text (an image with neither leaves no line)."""
+    out, image = [], None
+    for separator, kind, text in lines:
+        if image is not None:
+            if kind == "emphasis":
+                out.append((image[0], f"Caption: {text}"))
+                image = None
+                continue
+            if image[1]:
+                out.append((image[0], f"Caption: {image[1]}"))
+            image = None
+        if kind == "image":
+            image = (separator, text)
+        else:
+            out.append((separator, text))
+    if image is not None and image[1]:
+        out.append((image[0], f"Caption: {image[1]}"))
+    return out
+
+
+def _html_text(html: str) -> str:
+    parser = _VisibleText()
+    parser.feed(html)
+    parser.close()
+    return parser.text()
 
 
 class _VisibleText(HTMLParser):

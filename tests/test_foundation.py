@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from assistant import loading
 from assistant.pipeline import Assistant, QuestionError
 from tests.conftest import SQUAD, make_pdf
 
@@ -137,6 +138,44 @@ def test_a_web_page_keeps_its_table_cells_and_lists_apart_and_its_caption_never_
     assert "rowing club" not in answer.text, "a caption's sentence is no answer"
     assert all("rowing club" not in c.quote for c in answer.citations)
     assert "1887" in bot.ask("When did the Quillfeather bridge open?").text
+
+
+def test_a_markdown_article_reads_as_text_and_its_image_caption_neither_answers_nor_vouches(bot, corpus_dir):
+    # Before, Markdown was loaded as raw text: quotes read "**12 May 1874**" and "[Margaret
+    # Ellery](https://...)", and a question that only an image's caption answers got a confident
+    # answer from an unrelated sentence (the caption's words counted as the passage covering it).
+    (corpus_dir / "lighthouse.md").write_text(
+        "# The Gull Point Lighthouse\n\n"
+        "![The tower from the pier](images/tower.jpg)\n"
+        "*The tower at dusk. Its lamp was last replaced by the harbour board in 1988.*\n\n"
+        "The Gull Point Lighthouse was first lit on **12 May 1874**, after four years of building.\n"
+        "It was designed by the engineer [Margaret Ellery](https://example.org/ellery), who also built "
+        "the harbour wall.\n\n"
+        "| Year | Event |\n|------|-------|\n| 1952 | Electrified |\n\n"
+        "- The keeper is `Tomas Varga`, who took over from his aunt in 2019.\n")
+    bot.ingest(progress=False)
+    doc = next(c.metadata for c in bot.store.chunks() if c.metadata["doc_id"] == "lighthouse.md")
+    assert doc["title"] == "The Gull Point Lighthouse"
+    text = "\n".join(c.text for c in bot.store.chunks() if c.metadata["doc_id"] == "lighthouse.md")
+    lines = text.splitlines()
+    assert "Caption: The tower at dusk. Its lamp was last replaced by the harbour board in 1988." in lines
+    assert "Year | Event" in lines and "1952 | Electrified" in lines
+    assert "- The keeper is Tomas Varga, who took over from his aunt in 2019." in lines
+    assert not any(mark in text for mark in ("**", "](", "![", "`", "|---"))
+
+    lit = bot.ask("When was the Gull Point Lighthouse first lit?")
+    assert lit.citations[0].quote.startswith(
+        "The Gull Point Lighthouse was first lit on 12 May 1874, after four years of building.")
+    assert "Margaret Ellery" in bot.ask("Who designed the Gull Point Lighthouse?").text
+    lamp = bot.ask("When was the lamp last replaced?")
+    assert lamp.abstained and "1988" not in lamp.text, "a caption is searchable, but neither an answer nor evidence"
+
+
+def test_a_markdown_articles_text_is_unchanged_where_it_has_no_markup(corpus_dir):
+    seed = corpus_dir / "netflix-ai-job-ad.md"
+    _, body = loading._front_matter(seed.read_text())
+    (article,) = next(loading.load_path(seed, corpus_dir, 50)).articles
+    assert article.text == body.strip()
 
 
 def test_front_matter_and_sidecar_metadata_are_kept(bot, corpus_dir):
