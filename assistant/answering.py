@@ -225,8 +225,8 @@ class ExtractiveAnswerer:
         A second sentence joins only when it fits the word budget and either comes from another
         document while the two score alike (neither dominates), or scores alike and names another
         answer of the expected kind (a rival: it may join cut around its answer when the budget is
-        short), or follows the best one and refers back to it, or scores close and carries question
-        terms or an answer of the expected type that the best one lacks.
+        short), or follows the best one and refers back to it, or scores close; these last two only
+        when they carry question terms or an answer of the expected type that the best one lacks.
         """
         candidates = assessment.candidates
         best = candidates[0]
@@ -252,9 +252,9 @@ class ExtractiveAnswerer:
         rivals = [c for c in candidates[1:3] if rival(c)]
         runners += rivals
         # The sentence right after the best one that refers back to it ("Its mascot is ...") often
-        # holds the answer the best one sets up.
+        # holds the answer the best one sets up: it joins when it adds what the best one lacks.
         runners += [c for c in candidates[1:] if c.passage_index == best.passage_index and c.start >= best.end
-                    and not text[best.end:c.start].strip() and REFERS_BACK.match(c.text)]
+                    and not text[best.end:c.start].strip() and REFERS_BACK.match(c.text) and adds(c)]
         runners += [c for c in candidates[1:4] if c.doc_id == best.doc_id
                     and c.score >= SECOND_SENTENCE_RATIO * best.score and adds(c)]
         chosen = [best]

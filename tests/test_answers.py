@@ -372,6 +372,22 @@ def test_an_article_pasted_with_its_footnote_markers_is_answered_without_them(tm
         drop_store(bot)
 
 
+def test_the_sentence_after_the_answer_joins_it_only_when_it_adds_what_the_answer_lacks(tmp_path):
+    # Before, any next sentence that opened with "It" / "Its" joined the answer: "When was it first
+    # lit?" got its date and then who designed it, a second claim that answers nothing asked.
+    corpus = _one_file_corpus(tmp_path, "tower.md", (
+        "# Gull Point Lighthouse\n\nThe Gull Point Lighthouse was first lit on 12 May 1874, after four "
+        "years of building. It was designed by the engineer Margaret Ellery, who also built the harbour "
+        "wall. Its keeper since 2019 has been Tomas Varga.\n"))
+    bot = _bot(tmp_path, corpus)
+    try:
+        lit = bot.ask("When was the Gull Point Lighthouse first lit?")
+        assert "12 May 1874" in lit.text and "Margaret Ellery" not in lit.text, lit.text
+        assert "Margaret Ellery" in bot.ask("Who designed the Gull Point Lighthouse?").text
+    finally:
+        drop_store(bot)
+
+
 def test_a_who_question_takes_an_agent_that_no_capital_letter_names(tmp_path):
     # "by the town council" answers "Who ...?" though it is no name: before, the answer model read
     # the sentence as lacking a person (P 0.31) and only quoted it as the closest.
