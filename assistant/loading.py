@@ -266,7 +266,7 @@ def _markdown_text(body: str) -> tuple[str, str]:
                 heading = " ".join(text for _, text in block).strip()
             for n, (kind, text) in enumerate(block):
                 separator = "\n" if n or (item and grouped) else "\n\n"
-                lines.append((separator, kind, (item if n == 0 and kind == "text" else "") + text))
+                lines.append((separator, kind, (item if n == 0 and kind != "image" else "") + text))
             grouped, item = bool(item), ""
     return "".join(f"{sep}{text}" for sep, text in _captioned(lines)).strip("\n"), heading
 
