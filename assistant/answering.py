@@ -21,7 +21,7 @@ from typing import Iterator
 
 from assistant.contract import (ABSTAIN_MESSAGE, Answer, Citation, Evidence, Passage, Query, Update, closest_text,
                                 sentence_updates)
-from assistant.features import (CAPTION_LINE, CAPTION_LINES, REFERS_BACK, UNSEEN_TERM, QuestionInfo,
+from assistant.features import (CAPTION_LINE, REFERS_BACK, UNSEEN_TERM, QuestionInfo,
                                 analyse_question, answer_features, answer_form, answer_spans, answer_terms,
                                 bigram_share, common_share, kind_fit, leads_with_answer, recency, redundancy,
                                 type_fit, with_base_forms)
@@ -155,7 +155,7 @@ class ExtractiveAnswerer:
         context = " ".join(passage.text[a:b] for a, b in spans[max(at - 1, 0):at + 2])
         features = answer_features(
             info, best.text, best.features, best.score, candidates[1].score if len(candidates) > 1 else 0.0,
-            f"{passage.title}\n{CAPTION_LINES.sub('', passage.text)}", context, passages,
+            f"{passage.title}\n{CAPTION_LINE.sub('', passage.text)}", context, passages,
             {t: idf(t) for t in info.terms}, idf(UNSEEN_TERM))
         return Assessment(info, candidates, features, _logistic(self.answer_model, features))
 

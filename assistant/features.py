@@ -78,10 +78,10 @@ TERMINAL = re.compile(r"[.!…][\"'”’)\]]*$")
 CAPTION = re.compile(r"^\s*(?:\(?(?:photo|image|picture|video|figure|fig\.|table|caption|credit|source|"
                      r"file photo|show caption|hide caption)\b|[^.]{0,80}\b(?:getty images|associated press|"
                      r"ap photo|reuters|usa today network|/ ?ap|/ ?afp)\)?\.?\s*$)", re.I)
-# A line that a caption opens (a web page's <figcaption> is loaded as "Caption: ..."): none of its
-# sentences answers, the second of a two-sentence caption no more than the first.
-CAPTION_LINE = re.compile(r"[ \t]*caption:", re.I)
-CAPTION_LINES = re.compile(r"^[ \t]*caption:.*$", re.I | re.M)  # every such line of a text, whole
+# A line that a caption opens (a figure's or an image's caption is loaded as "Caption: ..."): none of
+# its sentences answers, the second of a two-sentence caption no more than the first. Matched at a
+# line's start, or over a whole text (``sub``) to leave its captions out.
+CAPTION_LINE = re.compile(r"^[ \t]*caption:.*$", re.I | re.M)
 # A sentence with none of these has no finite verb: "Annual Report 2023.", "Correspondent."
 VERB_HINT = re.compile(r"\b(?:is|are|was|were|be|been|being|am|has|have|had|do|does|did|will|would|can|could|"
                        r"shall|should|may|might|must|says?|said|began|became|beat|bought|brought|built|came|"

@@ -249,7 +249,7 @@ def _markdown_text(body: str) -> tuple[str, str]:
         elif token.type == "list_item_open":
             item = "- " if lists[-1] else f"{token.info or 1}. "
         elif token.type in ("fence", "code_block", "html_block"):
-            text = token.content.rstrip("\n") if token.type != "html_block" else _html_text(token.content)
+            text = token.content.rstrip("\n") if token.type != "html_block" else _read_html(token.content).text()
             lines += [("\n\n", "text", text)] if text.strip() else []
         elif token.type == "tr_open":
             cells = []
@@ -327,11 +327,12 @@ def _captioned(lines: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def _html_text(html: str) -> str:
+def _read_html(html: str) -> "_VisibleText":
+    """``html`` read by :class:`_VisibleText`: its ``text()``, ``title`` and ``h1``."""
     parser = _VisibleText()
     parser.feed(html)
     parser.close()
-    return parser.text()
+    return parser
 
 
 class _VisibleText(HTMLParser):
@@ -415,9 +416,7 @@ class _VisibleText(HTMLParser):
 
 
 def _load_html(path: Path, rel: str, sidecar: dict[str, str]) -> LoadedDocument:
-    parser = _VisibleText()
-    parser.feed(_read_text(path))
-    parser.close()
+    parser = _read_html(_read_text(path))
     text = _require_text(parser.text(), "page")
     default_title = (parser.title.strip() or parser.h1.strip() or _title_from_name(path))
     return LoadedDocument(rel, [_article(rel, text, sidecar, " ".join(default_title.split()))])
